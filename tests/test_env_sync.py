@@ -1,0 +1,33 @@
+"""environment.yml must pin exactly what pyproject.toml pins (core + app/notebooks/dev extras)."""
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject_pins() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = set(project["dependencies"])
+    for extra in ("app", "notebooks", "dev"):
+        pins |= set(project["optional-dependencies"][extra])
+    return pins
+
+
+def _environment_pins() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    return {p for p in pip_section if "==" in p}
+
+
+def test_environment_yml_matches_pyproject():
+    py, env = _pyproject_pins(), _environment_pins()
+    assert py - env == set(), f"in pyproject.toml but not environment.yml: {sorted(py - env)}"
+    assert env - py == set(), f"in environment.yml but not pyproject.toml: {sorted(env - py)}"
+
+
+def test_every_pin_is_exact():
+    loose = [p for p in _pyproject_pins() if "==" not in p]
+    assert loose == [], f"unpinned CPU dependencies: {loose}"
