@@ -1,0 +1,379 @@
+"""The TAO-RL training loop (our own, not TRL). One step, top to bottom:
+
+    1. problems   ceil(B * oversample) prompts from a deterministic, resumable data cursor
+    2. rollouts   G per prompt through the engine + sandbox, seeded from (seed, step); graded
+    3. filters    criterion 2 on groups (+ refill), criterion 1 / void / overlong weights on rollouts
+    4. advantage  A_i = (r_i - mean_g r) / (std_g r + eps)   (Dr.GRPO: no division)
+    5. update     for each PPO epoch, for each mini-batch of `mini_batch_prompts` kept groups:
+                     for each micro-batch of `micro_batch_size` rollouts:
+                        hidden -> chunked log-probs + entropy -> tao_loss -> backward (accumulate)
+                     clip grad norm, AdamW step, Engine.sync
+    6. log        metrics, groups, trajectories, tokens -> the run directory (published atomically)
+    7. checkpoint every `checkpoint_every` steps and at the end
+
+Gradient accumulation. tao_loss aggregates over the tensors it is given (one micro-batch). To get
+the configured aggregation over the whole mini-batch, each micro-batch loss is rescaled by
+(its denominator / the mini-batch denominator) before backward, so the summed gradient equals the
+gradient of the mini-batch loss computed in one piece:
+    token-mean:           L = sum_t w_t l_t / N_tok(mini)        scale = N_tok(micro) / N_tok(mini)
+    seq-mean-token-mean:  L = (1/S) sum_i mean_t l_{i,t}         scale = S(micro) / S(mini)
+    seq-mean-token-sum:   L = (1/S) sum_i sum_t l_{i,t}          scale = S(micro) / S(mini)
+Shaping with norm_scope=batch normalises entropy over the micro-batch (like the released code).
+
+Old log-probs. With exactly one optimizer step per batch (one mini-batch, one PPO epoch) the policy
+that sampled is the policy being updated, so old = logp.detach() and the ratio is exactly 1 (up to
+the engine/trainer numerical mismatch, logged as sampling/logp_diff_*). With more than one update
+per batch, old log-probs are recomputed by a no-grad forward of every trained rollout before the
+first update, and the ratio moves away from 1 on later updates.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from taorl.config import Config
+from taorl.errors import UserError
+from taorl.train.checkpoint import clean_partial, latest_checkpoint, load_checkpoint, save_checkpoint
+from taorl.train.cursor import DataCursor
+from taorl.train.metrics import Averager, filter_metrics, post_tool_mask, rollout_metrics
+from taorl.train.policy import build_policy
+from taorl.train.records import group_rows, token_rows, trajectory_rows
+
+# test hook: sleep this long in the middle of step TAORL_TEST_STALL_STEP (after rollouts, before
+# the update), so a test can kill the process mid-step
+STALL_STEP_ENV = "TAORL_TEST_STALL_STEP"
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A well-mixed 63-bit seed for step `step` of a run seeded with `seed`."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class PhaseTimer:
+    """Wall seconds per named phase: with timer("gen"): ..."""
+
+    def __init__(self) -> None:
+        self.s: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.s[name] = self.s.get(name, 0.0) + time.perf_counter() - t0
+
+
+def lr_at(cfg: Config, step: int) -> float:
+    """Linear warm-up over train.warmup_steps, then constant."""
+    w = cfg.train.warmup_steps
+    return cfg.train.lr * min(1.0, (step + 1) / w) if w > 0 else cfg.train.lr
+
+
+def _chunks(seq: list, size: int) -> list[list]:
+    return [seq[i:i + size] for i in range(0, len(seq), size)]
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: str | Path, *, resume: bool = False):
+        from taorl.data import load_problems
+        from taorl.rollout.hf import HFEngine
+        from taorl.store import RunWriter
+        from taorl.tools import Sandbox
+
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        seed_everything(cfg.train.seed)
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        self.policy = build_policy(cfg, model_name=cfg.train.init_from)
+        self.tokenizer = self.policy.tokenizer
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.problems = load_problems(cfg.data)
+        if not self.problems:
+            raise UserError(f"data.train={cfg.data.train!r}: no problems")
+        self.cursor = DataCursor(len(self.problems), seed=cfg.data.seed, shuffle=cfg.data.shuffle)
+        self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=cfg.train.lr,
+                                           weight_decay=cfg.train.weight_decay)
+        self.start_step = 0
+        if resume:
+            clean_partial(self.run_dir)
+            ckpt = latest_checkpoint(self.run_dir)
+            if ckpt is not None:
+                state = load_checkpoint(ckpt, self.policy, self.optimizer)
+                self.cursor.restore(state["cursor"])
+                self.start_step = ckpt.step + 1
+        # steps after the checkpoint (possibly published before the crash) are rewritten
+        self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step)
+        self.engine = HFEngine(self.policy.model, self.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size)
+        self.sandbox = Sandbox(cfg.tool)
+        self._tok_text: dict[int, str] = {}
+
+    # ----------------------------------------------------------------------------------------- run
+    def run(self) -> None:
+        cfg = self.cfg
+        steps = range(self.start_step, cfg.train.steps)
+        bar = None
+        if cfg.logging.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.train.steps, initial=self.start_step, desc="steps", unit="step")
+        try:
+            last = self.start_step - 1
+            for step in steps:
+                metrics = self.train_step(step)
+                last = step
+                every = cfg.train.checkpoint_every
+                if (every and (step + 1) % every == 0) or step == cfg.train.steps - 1:
+                    self.checkpoint(step)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{metrics['reward']:.3f}", loss=f"{metrics['loss']:.4f}")
+            if last >= 0 and not (self.run_dir / "checkpoints").exists():
+                self.checkpoint(last)
+            self.writer.finish()
+        except BaseException:
+            self.writer.finish(status="failed") if hasattr(self.writer, "finish") else None
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            close = getattr(self.sandbox, "close", None)
+            if close:
+                close()
+
+    def checkpoint(self, step: int) -> None:
+        save_checkpoint(self.run_dir, step, self.policy, self.optimizer,
+                        {"cursor": self.cursor.state(), "seed": self.cfg.train.seed},
+                        keep=self.cfg.train.keep_checkpoints)
+
+    # ---------------------------------------------------------------------------------------- step
+    def train_step(self, step: int) -> dict[str, float]:
+        from taorl.algo import filter_groups, group_advantages, trajectory_weights
+        from taorl.rollout.loop import run_rollouts
+
+        cfg, rc = self.cfg, self.cfg.rollout
+        timer = PhaseTimer()
+        t_step = time.perf_counter()
+        seed = step_seed(cfg.train.seed, step)
+        torch.manual_seed(seed)
+        G, B = rc.group_size, rc.batch_prompts
+
+        # 1-2. problems and rollouts (graded inside the rollout loop; tool and reward time reported)
+        problems = [self.problems[i] for i in self.cursor.take(math.ceil(B * rc.oversample))]
+        self.policy.train_mode(False)
+        with timer("rollout"):
+            trajs = run_rollouts(self.engine, self.sandbox, problems, G, rc, cfg.data,
+                                 tool_enabled=cfg.tool.enabled, seed=seed, progress=cfg.logging.progress)
+        n = len(problems)
+        by_group = [[None] * G for _ in range(n)]
+        for t in trajs:
+            by_group[t.group][t.index] = t
+        flat = [by_group[g][i] for g in range(n) for i in range(G)]
+
+        # 3. filters. Criterion 1 / void / overlong -> weights; criterion 2 -> kept groups.
+        def grid(f, dtype=torch.float64):
+            return torch.tensor([[f(by_group[g][i]) for i in range(G)] for g in range(n)], dtype=dtype)
+
+        rewards = grid(lambda t: t.reward)
+        truncated = grid(lambda t: t.truncated, torch.bool)
+        tdec = trajectory_weights(grid(lambda t: t.n_call, torch.long), grid(lambda t: t.n_ok, torch.long),
+                                  grid(lambda t: t.void, torch.bool), truncated, cfg.algo.filter)
+        stats_mask = tdec.stats_mask  # rollouts counted in the group statistics (baseline keep|exclude)
+        gen = torch.Generator().manual_seed(seed)
+        gdec = filter_groups(rewards, truncated, cfg.algo.filter.group, B, gen, stats_mask=stats_mask)
+
+        # 4. advantages, broadcast to tokens inside TokenBatch
+        adv = group_advantages(rewards, cfg.algo.adv, cfg.algo.adv_eps, stats_mask)
+        weights = tdec.weights.clone()
+        kept = gdec.kept
+        weights[~kept] = 0.0
+        adv = torch.where(kept[:, None], adv, torch.zeros_like(adv))
+
+        if os.environ.get(STALL_STEP_ENV) == str(step):
+            time.sleep(float(os.environ.get("TAORL_TEST_STALL_S", "600")))
+
+        # 5. update on the kept groups (each repeated 1 + duplicates times under refill=duplicate)
+        train_groups = [g for g in range(n) if kept[g] for _ in range(1 + int(gdec.duplicates[g]))]
+        with timer("train"):
+            train_out = self._update(step, by_group, train_groups, adv, weights)
+
+        # 6. metrics and tables
+        with timer("log"):
+            traj_reasons = [tdec.reasons[g][i] for g in range(n) for i in range(G)]
+            group_reason = [None if kept[g] else gdec.reason[g] for g in range(n)]
+            m = {}
+            m.update(rollout_metrics(flat))
+            m.update(filter_metrics(group_reason, traj_reasons))
+            m.update(train_out["metrics"])
+            m["lr"] = lr_at(cfg, step)
+            t_rollout = timer.s["rollout"]
+            tool_s = sum(c.wall_ms for t in flat for c in t.tool_calls) / 1000.0
+            reward_s = float(getattr(self.engine, "last_reward_s", 0.0) or 0.0)
+            stats = getattr(trajs, "timings", None) or {}
+            tool_s = float(stats.get("tool_s", tool_s))
+            reward_s = float(stats.get("reward_s", reward_s))
+            gen_s = float(stats.get("gen_s", max(t_rollout - tool_s - reward_s, 0.0)))
+            n_model = sum(sum(s == 1 for s in t.segment) for t in flat)
+            m.update({"perf/gen_s": gen_s, "perf/tool_s": tool_s, "perf/reward_s": reward_s,
+                      "perf/rollout_s": t_rollout, "perf/train_s": timer.s["train"],
+                      "perf/tokens_per_s": n_model / max(gen_s, 1e-9)})
+            tok = train_out["tokens"]
+            groups = group_rows(by_group, kept, gdec, rewards, truncated)
+            traj_rows = trajectory_rows(flat, G, adv, weights, tdec.reasons, kept, gdec.reason,
+                                        has_tokens=set(tok))
+            limit = cfg.logging.token_traj_per_step
+            chosen = sorted(tok)[:limit] if limit is not None else sorted(tok)
+            token_tbl = [r for k in chosen for r in token_rows(flat[k], k, tok[k], self._token_text)]
+            for r in traj_rows:
+                r["has_tokens"] = r["traj"] in set(chosen)
+        t_log0 = time.perf_counter()
+        m["perf/log_s"] = timer.s["log"]
+        m["perf/step_s"] = time.perf_counter() - t_step
+        self.writer.write_step(step, metrics=m, groups=groups, trajectories=traj_rows, tokens=token_tbl)
+        m["perf/log_s"] += time.perf_counter() - t_log0
+        return m
+
+    def _token_text(self, token_id: int) -> str:
+        s = self._tok_text.get(token_id)
+        if s is None:
+            s = self._tok_text[token_id] = self.tokenizer.decode([token_id])
+        return s
+
+    # -------------------------------------------------------------------------------------- update
+    def _update(self, step, by_group, train_groups, adv, weights) -> dict:
+        """PPO epochs over mini-batches of groups; returns metrics and per-token records."""
+        from taorl.algo import TokenBatch, logprobs_and_entropy_from_hidden, tao_loss
+
+        cfg = self.cfg
+        acfg = cfg.algo
+        temp = cfg.rollout.temperature
+        G = cfg.rollout.group_size
+        for pg in self.optimizer.param_groups:
+            pg["lr"] = lr_at(cfg, step)
+        avg = Averager()
+        tokens: dict[int, dict] = {}  # traj id -> per-token arrays (first forward of each rollout)
+        minis = _chunks(train_groups, cfg.train.mini_batch_prompts)
+        n_updates = len(minis) * cfg.train.ppo_epochs
+        if not minis:
+            return {"metrics": {"loss": 0.0, "grad_norm": 0.0, "train/n_updates": 0.0,
+                                "train/trained_rollouts": 0.0}, "tokens": tokens}
+
+        def make_batch(keys):
+            trajs = [by_group[g][i] for g, i in keys]
+            a = torch.tensor([float(adv[g, i]) for g, i in keys])
+            w = torch.tensor([float(weights[g, i]) for g, i in keys])
+            return TokenBatch.from_trajectories(trajs, a, w, self.pad_id)
+
+        def forward(batch, grad: bool):
+            with torch.set_grad_enabled(grad):
+                hidden = self.policy.hidden_states(batch.input_ids, batch.attention_mask)
+                return logprobs_and_entropy_from_hidden(hidden, self.policy.lm_head_weight, batch.targets,
+                                                        temp, acfg.entropy_chunk)
+
+        # old log-probs: recomputed under the sampling weights when there is more than one update
+        old: dict[tuple[int, int], torch.Tensor] = {}
+        if n_updates > 1:
+            self.policy.train_mode(False)
+            keys_all = list(dict.fromkeys((g, i) for g in train_groups for i in range(G)))
+            for keys in _chunks(keys_all, cfg.train.micro_batch_size):
+                b = make_batch(keys)
+                logp, _ = forward(b, grad=False)
+                for j, k in enumerate(keys):
+                    old[k] = logp[j]
+
+        self.policy.train_mode(True)
+        losses, norms = [], []
+        for epoch in range(cfg.train.ppo_epochs):
+            for groups in minis:
+                keys = [(g, i) for g in groups for i in range(G)]
+                micro = [(mk, make_batch(mk)) for mk in _chunks(keys, cfg.train.micro_batch_size)]
+                denom_mini = sum(_agg_denominator(b, acfg.loss.agg) for _, b in micro)
+                self.optimizer.zero_grad(set_to_none=True)
+                mini_loss = 0.0
+                for mk, b in micro:
+                    logp, ent = forward(b, grad=True)
+                    if old:
+                        b.old_logp = torch.stack([_pad_to(old[k], logp.shape[1]) for k in mk])
+                    else:
+                        b.old_logp = logp.detach()
+                    ref = None
+                    if acfg.loss.kl_coef > 0:
+                        ref = self.policy.reference_logprobs(b.input_ids, b.attention_mask, b.targets,
+                                                             temp, acfg.entropy_chunk)
+                    loss, diag, per_tok = tao_loss(b, logp, ent, acfg, ref_logp=ref)
+                    scale = _agg_denominator(b, acfg.loss.agg) / max(denom_mini, 1e-12)
+                    (loss * scale).backward()
+                    mini_loss += float(loss.detach()) * scale
+                    ntok = float(b.loss_mask.sum())
+                    for name, v in diag.items():
+                        avg.add(name, float(v), max(ntok, 1e-9))
+                    if epoch == 0:
+                        self._record_tokens(tokens, mk, b, logp, ent, per_tok, old, G, avg)
+                params = self.policy.trainable_parameters()
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+                self.optimizer.step()
+                self.engine.sync(self.policy.model)
+                losses.append(mini_loss)
+                norms.append(float(norm))
+        self.policy.train_mode(False)
+        out = avg.means()
+        out.update({"loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)),
+                    "grad_norm_max": float(np.max(norms)), "train/n_updates": float(n_updates),
+                    "train/trained_rollouts": float(len(train_groups) * G)})
+        return {"metrics": out, "tokens": tokens}
+
+    def _record_tokens(self, tokens, keys, b, logp, ent, per_tok, old, G, avg) -> None:
+        """Per-token arrays of each rollout (response positions only) + entropy/mismatch metrics."""
+        for j, (g, i) in enumerate(keys):
+            k = g * G + i
+            if k in tokens:
+                continue  # a duplicated group: record its first copy
+            t = b.trajectories[j] if hasattr(b, "trajectories") else None
+            L = b.response_len[j] if hasattr(b, "response_len") else None
+            rec = b.response_slice(j, logp=logp, entropy=ent, per_token=per_tok, old=old.get((g, i)))
+            tokens[k] = rec
+            t = rec["traj"]
+            L = len(t.response_ids)
+            seg = np.asarray(t.segment[:L])
+            model = seg == 1
+            H = np.asarray(rec["entropy"], dtype=np.float64)
+            lp_train = np.asarray(rec["logprob_train"], dtype=np.float64)
+            lp_samp = np.asarray(t.sample_logprobs[:L], dtype=np.float64)
+            post = np.asarray(post_tool_mask(t)) & model
+            other = model & ~post
+            if post.any():
+                avg.add("tao/post_tool_entropy", H[post].mean(), post.sum())
+            if other.any():
+                avg.add("tao/other_entropy", H[other].mean(), other.sum())
+            if model.any():
+                avg.add("entropy", H[model].mean(), model.sum())
+                d = np.abs(lp_train[model] - lp_samp[model])
+                avg.add("sampling/logp_diff_mean", d.mean(), model.sum())
+                avg.add_max("sampling/logp_diff_max", d.max())
+
+
+def _agg_denominator(b, agg: str) -> float:
+    """What tao_loss divides by for one batch: loss tokens (token-mean) or sequences (seq-mean-*)."""
+    if agg == "token-mean":
+        return float(b.loss_mask.sum())
+    return float((b.loss_mask.sum(-1) > 0).sum())
+
+
+def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
+    if x.shape[0] >= T:
+        return x[:T]
+    return torch.cat([x, x.new_zeros(T - x.shape[0])])
