@@ -1,0 +1,129 @@
+"""Problems from a user's JSONL or Parquet file: fields ``problem`` and ``answer`` (``id`` optional).
+
+Every other field goes to ``Problem.meta``. Errors name the file, the line (JSONL) or row (Parquet)
+and what was expected. ``write_problems`` writes either format atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from taorl.data.problem import Problem
+from taorl.errors import UserError
+from taorl.rewards.normalize import normalize_reference
+
+REQUIRED = ("problem", "answer")
+_EXPECTED = "expected one JSON object per line with string fields 'problem' and 'answer' ('id' optional)"
+
+
+def _as_text(value: Any) -> str | None:
+    """Answers may be numbers in user files (42, 0.5); statements must be strings."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def _record_to_problem(rec: dict, where: str, default_id: str, source: str) -> Problem:
+    for key in REQUIRED:
+        if key not in rec or rec[key] is None:
+            raise UserError(f"{where}: missing field '{key}' ({_EXPECTED})")
+    problem = rec["problem"]
+    if not isinstance(problem, str) or not problem.strip():
+        raise UserError(f"{where}: field 'problem' must be a non-empty string, got {problem!r:.60}")
+    answer = _as_text(rec["answer"])
+    if answer is None:
+        raise UserError(f"{where}: field 'answer' must be a non-empty string or a number, got {rec['answer']!r:.60}")
+    pid = str(rec["id"]) if rec.get("id") is not None else default_id
+    meta = {k: v for k, v in rec.items() if k not in ("id", "problem", "answer")}
+    meta["raw_answer"] = answer
+    src = str(rec["source"]) if isinstance(rec.get("source"), str) else source
+    return Problem(pid, problem, normalize_reference(answer, problem_id=pid), src, meta)
+
+
+def read_jsonl(path: str | Path, source: str | None = None) -> list[Problem]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (expected a JSONL or Parquet file of problems)")
+    source = source or path.stem
+    out: list[Problem] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); {_EXPECTED}") from None
+            if not isinstance(rec, dict):
+                raise UserError(f"{where}: got a JSON {type(rec).__name__}; {_EXPECTED}")
+            out.append(_record_to_problem(rec, where, f"{path.stem}-{lineno}", source))
+    if not out:
+        raise UserError(f"{path}: no problems in the file (it is empty); {_EXPECTED}")
+    return out
+
+
+def read_parquet(path: str | Path, source: str | None = None) -> list[Problem]:
+    import polars as pl
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (expected a JSONL or Parquet file of problems)")
+    try:
+        df = pl.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
+        raise UserError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+    for key in REQUIRED:
+        if key not in df.columns:
+            raise UserError(f"{path}: missing column '{key}' (has: {', '.join(df.columns)}); "
+                            "expected columns 'problem' and 'answer' ('id' optional)")
+    if df.height == 0:
+        raise UserError(f"{path}: no problems in the file (0 rows)")
+    source = source or path.stem
+    return [_record_to_problem(rec, f"{path}: row {i}", f"{path.stem}-{i}", source)
+            for i, rec in enumerate(df.iter_rows(named=True))]
+
+
+def read_problem_file(path: str | Path) -> list[Problem]:
+    p = Path(path)
+    suffix = "".join(p.suffixes[-1:]).lower()
+    if suffix in (".jsonl", ".json"):
+        return read_jsonl(p)
+    if suffix == ".parquet":
+        return read_parquet(p)
+    raise UserError(f"{p}: unknown file type '{suffix}' (expected .jsonl or .parquet)")
+
+
+def write_problems(problems: list[Problem], path: str | Path) -> Path:
+    """Write problems as JSONL or Parquet (by suffix); the raw answer is written when known."""
+    path = Path(path)
+    rows = [{"id": p.id, "problem": p.problem, "answer": p.meta.get("raw_answer", p.answer), "source": p.source,
+             **{k: v for k, v in p.meta.items() if k != "raw_answer" and isinstance(v, (str, int, float, bool))}}
+            for p in problems]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            import polars as pl
+
+            pl.DataFrame(rows, infer_schema_length=None).write_parquet(tmp, compression="zstd")
+        elif path.suffix in (".jsonl", ".json"):
+            with open(tmp, "w", encoding="utf-8") as f:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        else:
+            raise UserError(f"{path}: unknown file type '{path.suffix}' (expected .jsonl or .parquet)")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
