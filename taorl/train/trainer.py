@@ -90,21 +90,21 @@ def _chunks(seq: list, size: int) -> list[list]:
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path, *, resume: bool = False):
-        from taorl.data import load_problems
-        from taorl.rollout.hf import HFEngine
-        from taorl.store import RunWriter
-        from taorl.tools import Sandbox
+        from taorl.data import load_train_problems
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         seed_everything(cfg.train.seed)
         torch.set_num_threads(max(1, torch.get_num_threads()))
+        # cheap inputs first, so a malformed data file fails before the model loads
+        self.problems = load_train_problems(cfg.data)
+        if not self.problems:
+            raise UserError(f"data.train={cfg.data.train!r}: no problems")
+        if cfg.train.init_from and not Path(cfg.train.init_from).exists():
+            raise UserError(f"train.init_from={cfg.train.init_from!r}: no such directory")
         self.policy = build_policy(cfg, model_name=cfg.train.init_from)
         self.tokenizer = self.policy.tokenizer
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.problems = load_problems(cfg.data)
-        if not self.problems:
-            raise UserError(f"data.train={cfg.data.train!r}: no problems")
         self.cursor = DataCursor(len(self.problems), seed=cfg.data.seed, shuffle=cfg.data.shuffle)
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=cfg.train.lr,
                                            weight_decay=cfg.train.weight_decay)
@@ -116,6 +116,10 @@ class Trainer:
                 state = load_checkpoint(ckpt, self.policy, self.optimizer)
                 self.cursor.restore(state["cursor"])
                 self.start_step = ckpt.step + 1
+        from taorl.rollout.hf import HFEngine
+        from taorl.store import RunWriter
+        from taorl.tools import Sandbox
+
         # steps after the checkpoint (possibly published before the crash) are rewritten
         self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step)
         self.engine = HFEngine(self.policy.model, self.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size)
