@@ -136,21 +136,20 @@ class Trainer:
 
             bar = tqdm(total=cfg.train.steps, initial=self.start_step, desc="steps", unit="step")
         try:
-            last = self.start_step - 1
             for step in steps:
                 metrics = self.train_step(step)
-                last = step
                 every = cfg.train.checkpoint_every
                 if (every and (step + 1) % every == 0) or step == cfg.train.steps - 1:
                     self.checkpoint(step)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(reward=f"{metrics['reward']:.3f}", loss=f"{metrics['loss']:.4f}")
-            if last >= 0 and not (self.run_dir / "checkpoints").exists():
-                self.checkpoint(last)
             self.writer.finish()
         except BaseException:
-            self.writer.finish(status="failed") if hasattr(self.writer, "finish") else None
+            try:
+                self.writer.finish(status="failed")
+            except Exception:  # the original error matters more
+                pass
             raise
         finally:
             if bar is not None:
@@ -326,7 +325,7 @@ class Trainer:
                     for name, v in diag.items():
                         avg.add(name, float(v), max(ntok, 1e-9))
                     if epoch == 0:
-                        self._record_tokens(tokens, mk, b, logp, ent, per_tok, old, G, avg)
+                        self._record_tokens(tokens, mk, [by_group[g][i] for g, i in mk], logp, ent, per_tok, old, G, avg)
                 params = self.policy.trainable_parameters()
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
                 self.optimizer.step()
@@ -340,24 +339,33 @@ class Trainer:
                     "train/trained_rollouts": float(len(train_groups) * G)})
         return {"metrics": out, "tokens": tokens}
 
-    def _record_tokens(self, tokens, keys, b, logp, ent, per_tok, old, G, avg) -> None:
-        """Per-token arrays of each rollout (response positions only) + entropy/mismatch metrics."""
+    def _record_tokens(self, tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None:
+        """Per-token arrays of each rollout (response positions only) + entropy/mismatch metrics.
+
+        Layout (TokenBatch): row j = prompt ids + response ids, right-padded; the per-position
+        tensors are aligned with targets, so response token r of a prompt of length P sits at P-1+r.
+        """
         for j, (g, i) in enumerate(keys):
             k = g * G + i
             if k in tokens:
                 continue  # a duplicated group: record its first copy
-            t = b.trajectories[j] if hasattr(b, "trajectories") else None
-            L = b.response_len[j] if hasattr(b, "response_len") else None
-            rec = b.response_slice(j, logp=logp, entropy=ent, per_token=per_tok, old=old.get((g, i)))
+            t = trajs[j]
+            P, L = len(t.prompt_ids), len(t.response_ids)
+            sl = slice(P - 1, P - 1 + L)
+
+            def view(x):
+                return x[j, sl].detach().float().cpu().numpy()
+
+            lp_train = view(old[(g, i)][None]) if (g, i) in old else view(logp)
+            rec = {"entropy": view(ent), "logprob_train": lp_train,
+                   "advantage": view(per_tok["advantage"]), "shaped_advantage": view(per_tok["shaped_advantage"]),
+                   "weight": view(per_tok["weight"]), "gate": view(per_tok["gate"])}
             tokens[k] = rec
-            t = rec["traj"]
-            L = len(t.response_ids)
-            seg = np.asarray(t.segment[:L])
+            seg = np.asarray(t.segment)
             model = seg == 1
-            H = np.asarray(rec["entropy"], dtype=np.float64)
-            lp_train = np.asarray(rec["logprob_train"], dtype=np.float64)
-            lp_samp = np.asarray(t.sample_logprobs[:L], dtype=np.float64)
-            post = np.asarray(post_tool_mask(t)) & model
+            H = rec["entropy"].astype(np.float64)
+            lp_samp = np.asarray(t.sample_logprobs, dtype=np.float64)
+            post = np.asarray(post_tool_mask(t), dtype=bool) & model
             other = model & ~post
             if post.any():
                 avg.add("tao/post_tool_entropy", H[post].mean(), post.sum())
@@ -365,7 +373,7 @@ class Trainer:
                 avg.add("tao/other_entropy", H[other].mean(), other.sum())
             if model.any():
                 avg.add("entropy", H[model].mean(), model.sum())
-                d = np.abs(lp_train[model] - lp_samp[model])
+                d = np.abs(lp_train.astype(np.float64)[model] - lp_samp[model])
                 avg.add("sampling/logp_diff_mean", d.mean(), model.sum())
                 avg.add_max("sampling/logp_diff_max", d.max())
 
