@@ -24,7 +24,7 @@ import re
 # ------------------------------------------------------------------------------------ small rules
 _DOLLARS = re.compile(r"^\$+|\$+$")
 _TRAILING_PUNCT = re.compile(r"(?:\s|[.,;:]|\\[,;:!]|\\quad)+$")
-_DIGIT_GROUP = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
+_DIGIT_GROUP = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)\s*(?=\d{3}(?!\d))")
 _PY_FUNC = re.compile(r"\b(?:np|numpy|math|sympy|sp)\.(arcsin|arccos|arctan|sin|cos|tan|exp|log|ln|sinh|cosh|tanh)\s*\(")
 _PY_PI = re.compile(r"\b(?:np|numpy|math|sympy|sp)\.pi\b")
 _PY_TRAILING_DOT = re.compile(r"(?<![\d.])(\d+)\.(?![\d\w])(?=\s*[/*)+\-,]|\s*$)")  # "-1./3" -> "-1/3"
@@ -32,11 +32,13 @@ _PY_TRAILING_DOT = re.compile(r"(?<![\d.])(\d+)\.(?![\d\w])(?=\s*[/*)+\-,]|\s*$)
 _SCI = re.compile(r"(?<![\w.\\{])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?)0*(\d+)(?![\w.])")
 _TEN_POW = re.compile(r"(?<![\d.])10\s*\^\s*([+-]?\d{2,}|[+-]\d+)")  # 10^35, 10^-5 (no braces)
 _POW_TOKEN = re.compile(r"\*\*\s*([+-]?(?:\d+(?:\.\d+)?|[A-Za-z]\w*))")
-_E_SUB = re.compile(r"(?<![\\\w{])E(?=_)")  # E_{1}, E_0: a symbol named E, not Euler's number
+_E_SUB = re.compile(r"(?<![\\\w])E(?=_)")  # E_{1}, E_0: a symbol named E, not Euler's number
 _GAMMA = re.compile(r"\\gamma(?![A-Za-z])")
 _ODOT = re.compile(r"\\odot(?![A-Za-z])")
 _SUB_MAXMIN = re.compile(r"_\{?\\(max|min)\s*\}?")
-_WORD_SEP = re.compile(r"\s*(?:\\text\s*\{\s*(?:and|or)\s*\}|\\(?:quad|qquad)\s*(?:and|or)?\s*(?:\\(?:quad|qquad))?|\s(?:and|or)\s)\s*")
+_WORD_SEP = re.compile(
+    r"\s*,?\s*(?:\\(?:quad|qquad)\s*)?(?:\\text\s*\{\s*(?:and|or)\s*\}|\band\b|\bor\b)(?:\s*\\(?:quad|qquad))?\s*")
+_SPACING = re.compile(r"^(?:\\(?:quad|qquad|[,;: ])\s*)+|(?:\s*\\(?:quad|qquad))+$")  # leading/trailing spaces
 
 # a plain number: 12, -3.5, 1,000, .5, 3.83\times10^{35}, \frac{3}{4}
 _NUMBER = (r"[-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:\s*(?:\\times|\\cdot)\s*10\^\{[-+]?\d+\})?"
@@ -131,7 +133,9 @@ def normalize_answer(text: str) -> str:
     s = _ODOT.sub(r"\\text{sun}", s)
     s = _SUB_MAXMIN.sub(lambda m: "_{" + m.group(1) + "}", s)
     # several answers joined by words
-    s = _WORD_SEP.sub(", ", s)
+    s = _SPACING.sub("", s)
+    if s.count("{") == s.count("}"):  # not inside a \text{...} sentence we would break
+        s = _WORD_SEP.sub(", ", s).strip(" ,")
     s = _strip_unit(s)
     return s.strip()
 
