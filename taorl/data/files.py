@@ -118,8 +118,7 @@ def write_problems(problems: list[Problem], path: str | Path) -> Path:
             pl.DataFrame(rows, infer_schema_length=None).write_parquet(tmp, compression="zstd")
         elif path.suffix in (".jsonl", ".json"):
             with open(tmp, "w", encoding="utf-8") as f:
-                for r in rows:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         else:
             raise UserError(f"{path}: unknown file type '{path.suffix}' (expected .jsonl or .parquet)")
         os.replace(tmp, path)

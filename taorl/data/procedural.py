@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import random
-from fractions import Fraction
 from collections.abc import Callable
+from fractions import Fraction
 
 from taorl.data.problem import Problem
 from taorl.errors import UserError

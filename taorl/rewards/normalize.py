@@ -142,7 +142,7 @@ def normalize_answer(text: str) -> str:
 
 # ------------------------------------------------------------------------------ reference-only rules
 # An explanation after the answer ("f(x)=ax+b, where b is an arbitrary integer, ..."): keep the maths.
-_WHERE_TAIL = re.compile(r",?\s*(?:\\text\{\s*)?\b(?:where|for all|for any|for some)\b.*$", re.S)
+_WHERE_TAIL = re.compile(r",?\s*(?:\\text\{\s*)?\b(?:where|for all|for any|for some)\b.*$", re.DOTALL)
 
 # Reference typos in the benchmark files that no general rule should guess; id -> (as found, meant).
 REFERENCE_FIXES: dict[str, tuple[str, str]] = {

@@ -108,6 +108,8 @@ def checks_for(raw: str, reference: str, multiple: bool | None = None) -> list[C
         out.append(Check("wrong", _plain_number(bumped), False))
     elif isinstance(g, sympy.Expr) and not isinstance(g, sympy.Number) and g.free_symbols:
         out.append(Check("wrong", f"\\left({reference}\\right)+1", False))
+        # a symbolic answer that a bare small number matches was mis-parsed (minerva-261 once read as 2)
+        out.extend(Check("wrong", w, False) for w in ("0", "1", "2"))
     other = "7919" if reference.strip() != "7919" else "7907"
     out.append(Check("wrong", other, False))
     return out
