@@ -27,9 +27,11 @@ def group_rows(by_group: list[list[Trajectory]], kept, gdec, rewards, truncated)
             "problem": t0.problem,
             "answer": t0.answer,
             "rewards": r,
-            "pass_rate": float(np.mean([x >= 1.0 for x in r])),
-            "reward_std": float(np.std(r, ddof=0)) if len(r) > 1 else 0.0,
-            "n_untruncated": int((~truncated[g]).sum()),
+            # pass rate and (unbiased) std as criterion 2 saw them: over the rollouts counted in the
+            # group statistics (all of them unless algo.filter.tool.baseline=exclude)
+            "pass_rate": float(gdec.pass_rate[g]),
+            "reward_std": float(gdec.std[g]),
+            "n_untruncated": int((~truncated[g].bool()).sum()),
             "kept": bool(kept[g]),
             "reason": None if bool(kept[g]) else str(gdec.reason[g]),
             "duplicates": int(gdec.duplicates[g]) if bool(kept[g]) else 0,

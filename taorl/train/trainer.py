@@ -15,6 +15,8 @@ Gradient accumulation. tao_loss aggregates over the tensors it is given (one mic
 the configured aggregation over the whole mini-batch, each micro-batch loss is rescaled by
 (its denominator / the mini-batch denominator) before backward, so the summed gradient equals the
 gradient of the mini-batch loss computed in one piece:
+(N_tok counts trained tokens: model tokens of rollouts with weight > 0; S counts such rollouts;
+see taorl.algo.loss.agg_denominator)
     token-mean:           L = sum_t w_t l_t / N_tok(mini)        scale = N_tok(micro) / N_tok(mini)
     seq-mean-token-mean:  L = (1/S) sum_i mean_t l_{i,t}         scale = S(micro) / S(mini)
     seq-mean-token-sum:   L = (1/S) sum_i sum_t l_{i,t}          scale = S(micro) / S(mini)
@@ -50,6 +52,10 @@ from taorl.train.records import group_rows, token_rows, trajectory_rows
 # test hook: sleep this long in the middle of step TAORL_TEST_STALL_STEP (after rollouts, before
 # the update), so a test can kill the process mid-step
 STALL_STEP_ENV = "TAORL_TEST_STALL_STEP"
+
+# computed here over all model tokens of the trained rollouts (first forward), not taken from
+# tao_loss's diagnostics (which average over weight > 0 tokens of each micro-batch)
+OWN_ENTROPY_METRICS = ("entropy", "tao/post_tool_entropy", "tao/other_entropy")
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -259,7 +265,7 @@ class Trainer:
     # -------------------------------------------------------------------------------------- update
     def _update(self, step, by_group, train_groups, adv, weights) -> dict:
         """PPO epochs over mini-batches of groups; returns metrics and per-token records."""
-        from taorl.algo import TokenBatch, logprobs_and_entropy_from_hidden, tao_loss
+        from taorl.algo import TokenBatch, agg_denominator, logprobs_and_entropy_from_hidden, tao_loss
 
         cfg = self.cfg
         acfg = cfg.algo
@@ -304,7 +310,7 @@ class Trainer:
             for groups in minis:
                 keys = [(g, i) for g in groups for i in range(G)]
                 micro = [(mk, make_batch(mk)) for mk in _chunks(keys, cfg.train.micro_batch_size)]
-                denom_mini = sum(_agg_denominator(b, acfg.loss.agg) for _, b in micro)
+                denom_mini = sum(agg_denominator(b.weight, acfg.loss.agg) for _, b in micro)
                 self.optimizer.zero_grad(set_to_none=True)
                 mini_loss = 0.0
                 for mk, b in micro:
@@ -318,12 +324,13 @@ class Trainer:
                         ref = self.policy.reference_logprobs(b.input_ids, b.attention_mask, b.targets,
                                                              temp, acfg.entropy_chunk)
                     loss, diag, per_tok = tao_loss(b, logp, ent, acfg, ref_logp=ref)
-                    scale = _agg_denominator(b, acfg.loss.agg) / max(denom_mini, 1e-12)
+                    scale = agg_denominator(b.weight, acfg.loss.agg) / max(denom_mini, 1e-12)
                     (loss * scale).backward()
                     mini_loss += float(loss.detach()) * scale
-                    ntok = float(b.loss_mask.sum())
+                    ntok = float((b.weight > 0).sum())  # diagnostics are means over trained tokens
                     for name, v in diag.items():
-                        avg.add(name, float(v), max(ntok, 1e-9))
+                        if name not in OWN_ENTROPY_METRICS:
+                            avg.add(name, float(v), ntok)
                     if epoch == 0:
                         self._record_tokens(tokens, mk, [by_group[g][i] for g, i in mk], logp, ent, per_tok, old, G, avg)
                 params = self.policy.trainable_parameters()
@@ -356,10 +363,12 @@ class Trainer:
             def view(x):
                 return x[j, sl].detach().float().cpu().numpy()
 
-            lp_train = view(old[(g, i)][None]) if (g, i) in old else view(logp)
-            rec = {"entropy": view(ent), "logprob_train": lp_train,
-                   "advantage": view(per_tok["advantage"]), "shaped_advantage": view(per_tok["shaped_advantage"]),
-                   "weight": view(per_tok["weight"]), "gate": view(per_tok["gate"])}
+            # the trainer's log-prob under the sampling weights: the recomputed old log-prob when
+            # there is one (several updates), else this first forward (one update, not yet applied)
+            lp_train = old[(g, i)][sl].float().numpy() if (g, i) in old else view(logp)
+            rec = {"entropy": view(ent), "logprob_train": lp_train, "advantage": view(per_tok["adv"]),
+                   "shaped_advantage": view(per_tok["shaped_adv"]), "weight": view(per_tok["weight"]),
+                   "gate": view(per_tok["gate"])}
             tokens[k] = rec
             seg = np.asarray(t.segment)
             model = seg == 1
@@ -376,13 +385,6 @@ class Trainer:
                 d = np.abs(lp_train.astype(np.float64)[model] - lp_samp[model])
                 avg.add("sampling/logp_diff_mean", d.mean(), model.sum())
                 avg.add_max("sampling/logp_diff_max", d.max())
-
-
-def _agg_denominator(b, agg: str) -> float:
-    """What tao_loss divides by for one batch: loss tokens (token-mean) or sequences (seq-mean-*)."""
-    if agg == "token-mean":
-        return float(b.loss_mask.sum())
-    return float((b.loss_mask.sum(-1) > 0).sum())
 
 
 def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
