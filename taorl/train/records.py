@@ -7,7 +7,7 @@ advantage 0 and the group's drop reason; a rollout of a kept group carries its o
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

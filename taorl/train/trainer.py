@@ -31,6 +31,7 @@ first update, and the ratio moves away from 1 on later updates.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -152,10 +153,8 @@ class Trainer:
                     bar.set_postfix(reward=f"{metrics['reward']:.3f}", loss=f"{metrics['loss']:.4f}")
             self.writer.finish()
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):  # the original error matters more
                 self.writer.finish(status="failed")
-            except Exception:  # the original error matters more
-                pass
             raise
         finally:
             if bar is not None:
@@ -263,128 +262,141 @@ class Trainer:
         return s
 
     # -------------------------------------------------------------------------------------- update
+
     def _update(self, step, by_group, train_groups, adv, weights) -> dict:
-        """PPO epochs over mini-batches of groups; returns metrics and per-token records."""
-        from taorl.algo import TokenBatch, agg_denominator, logprobs_and_entropy_from_hidden, tao_loss
+        return ppo_update(self.policy, self.optimizer, self.cfg, by_group, train_groups, adv, weights,
+                          self.pad_id, lr=lr_at(self.cfg, step),
+                          after_step=lambda: self.engine.sync(self.policy.model))
 
-        cfg = self.cfg
-        acfg = cfg.algo
-        temp = cfg.rollout.temperature
-        G = cfg.rollout.group_size
-        for pg in self.optimizer.param_groups:
-            pg["lr"] = lr_at(cfg, step)
-        avg = Averager()
-        tokens: dict[int, dict] = {}  # traj id -> per-token arrays (first forward of each rollout)
-        minis = _chunks(train_groups, cfg.train.mini_batch_prompts)
-        n_updates = len(minis) * cfg.train.ppo_epochs
-        if not minis:
-            return {"metrics": {"loss": 0.0, "grad_norm": 0.0, "train/n_updates": 0.0,
-                                "train/trained_rollouts": 0.0}, "tokens": tokens}
 
-        def make_batch(keys):
-            trajs = [by_group[g][i] for g, i in keys]
-            a = torch.tensor([float(adv[g, i]) for g, i in keys])
-            w = torch.tensor([float(weights[g, i]) for g, i in keys])
-            return TokenBatch.from_trajectories(trajs, a, w, self.pad_id)
+def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int], adv, weights, pad_id: int,
+               *, lr: float, after_step=None) -> dict:
+    """PPO epochs over mini-batches of kept groups (see the module docstring).
 
-        def forward(batch, grad: bool):
-            with torch.set_grad_enabled(grad):
-                hidden = self.policy.hidden_states(batch.input_ids, batch.attention_mask)
-                return logprobs_and_entropy_from_hidden(hidden, self.policy.lm_head_weight, batch.targets,
-                                                        temp, acfg.entropy_chunk)
+    by_group[g][i]: rollout i of group g; train_groups: group indices to train, a group repeated
+    once per copy; adv, weights: [N, G]. after_step() runs after every optimizer step (engine sync).
+    Returns {"metrics": {...}, "tokens": {traj id: per-response-token arrays}}.
+    """
+    from taorl.algo import TokenBatch, agg_denominator, logprobs_and_entropy_from_hidden, tao_loss
 
-        # old log-probs: recomputed under the sampling weights when there is more than one update
-        old: dict[tuple[int, int], torch.Tensor] = {}
-        if n_updates > 1:
-            self.policy.train_mode(False)
-            keys_all = list(dict.fromkeys((g, i) for g in train_groups for i in range(G)))
-            for keys in _chunks(keys_all, cfg.train.micro_batch_size):
-                b = make_batch(keys)
-                logp, _ = forward(b, grad=False)
-                for j, k in enumerate(keys):
-                    old[k] = logp[j]
+    acfg = cfg.algo
+    temp = cfg.rollout.temperature
+    G = cfg.rollout.group_size
+    for pg in optimizer.param_groups:
+        pg["lr"] = lr
+    avg = Averager()
+    tokens: dict[int, dict] = {}  # traj id -> per-token arrays (first forward of each rollout)
+    minis = _chunks(train_groups, cfg.train.mini_batch_prompts)
+    n_updates = len(minis) * cfg.train.ppo_epochs
+    if not minis:
+        return {"metrics": {"loss": 0.0, "grad_norm": 0.0, "train/n_updates": 0.0,
+                            "train/trained_rollouts": 0.0}, "tokens": tokens}
 
-        self.policy.train_mode(True)
-        losses, norms = [], []
-        for epoch in range(cfg.train.ppo_epochs):
-            for groups in minis:
-                keys = [(g, i) for g in groups for i in range(G)]
-                micro = [(mk, make_batch(mk)) for mk in _chunks(keys, cfg.train.micro_batch_size)]
-                denom_mini = sum(agg_denominator(b.weight, acfg.loss.agg) for _, b in micro)
-                self.optimizer.zero_grad(set_to_none=True)
-                mini_loss = 0.0
-                for mk, b in micro:
-                    logp, ent = forward(b, grad=True)
-                    if old:
-                        b.old_logp = torch.stack([_pad_to(old[k], logp.shape[1]) for k in mk])
-                    else:
-                        b.old_logp = logp.detach()
-                    ref = None
-                    if acfg.loss.kl_coef > 0:
-                        ref = self.policy.reference_logprobs(b.input_ids, b.attention_mask, b.targets,
-                                                             temp, acfg.entropy_chunk)
-                    loss, diag, per_tok = tao_loss(b, logp, ent, acfg, ref_logp=ref)
-                    scale = agg_denominator(b.weight, acfg.loss.agg) / max(denom_mini, 1e-12)
-                    (loss * scale).backward()
-                    mini_loss += float(loss.detach()) * scale
-                    ntok = float((b.weight > 0).sum())  # diagnostics are means over trained tokens
-                    for name, v in diag.items():
-                        if name not in OWN_ENTROPY_METRICS:
-                            avg.add(name, float(v), ntok)
-                    if epoch == 0:
-                        self._record_tokens(tokens, mk, [by_group[g][i] for g, i in mk], logp, ent, per_tok, old, G, avg)
-                params = self.policy.trainable_parameters()
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-                self.optimizer.step()
-                self.engine.sync(self.policy.model)
-                losses.append(mini_loss)
-                norms.append(float(norm))
-        self.policy.train_mode(False)
-        out = avg.means()
-        out.update({"loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)),
-                    "grad_norm_max": float(np.max(norms)), "train/n_updates": float(n_updates),
-                    "train/trained_rollouts": float(len(train_groups) * G)})
-        return {"metrics": out, "tokens": tokens}
+    def make_batch(keys):
+        trajs = [by_group[g][i] for g, i in keys]
+        a = torch.tensor([float(adv[g, i]) for g, i in keys])
+        w = torch.tensor([float(weights[g, i]) for g, i in keys])
+        return TokenBatch.from_trajectories(trajs, a, w, pad_id)
 
-    def _record_tokens(self, tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None:
-        """Per-token arrays of each rollout (response positions only) + entropy/mismatch metrics.
+    def forward(batch, grad: bool):
+        with torch.set_grad_enabled(grad):
+            hidden = policy.hidden_states(batch.input_ids, batch.attention_mask)
+            return logprobs_and_entropy_from_hidden(hidden, policy.lm_head_weight, batch.targets,
+                                                    temp, acfg.entropy_chunk)
 
-        Layout (TokenBatch): row j = prompt ids + response ids, right-padded; the per-position
-        tensors are aligned with targets, so response token r of a prompt of length P sits at P-1+r.
-        """
-        for j, (g, i) in enumerate(keys):
-            k = g * G + i
-            if k in tokens:
-                continue  # a duplicated group: record its first copy
-            t = trajs[j]
-            P, L = len(t.prompt_ids), len(t.response_ids)
-            sl = slice(P - 1, P - 1 + L)
+    # old log-probs: recomputed under the sampling weights when there is more than one update
+    old: dict[tuple[int, int], torch.Tensor] = {}
+    if n_updates > 1:
+        policy.train_mode(False)
+        keys_all = list(dict.fromkeys((g, i) for g in train_groups for i in range(G)))
+        for keys in _chunks(keys_all, cfg.train.micro_batch_size):
+            b = make_batch(keys)
+            logp, _ = forward(b, grad=False)
+            for j, k in enumerate(keys):
+                old[k] = logp[j]
 
-            def view(x):
-                return x[j, sl].detach().float().cpu().numpy()
+    policy.train_mode(True)
+    losses, norms = [], []
+    for epoch in range(cfg.train.ppo_epochs):
+        for groups in minis:
+            keys = [(g, i) for g in groups for i in range(G)]
+            micro = [(mk, make_batch(mk)) for mk in _chunks(keys, cfg.train.micro_batch_size)]
+            denom_mini = sum(agg_denominator(b.weight, acfg.loss.agg) for _, b in micro)
+            optimizer.zero_grad(set_to_none=True)
+            mini_loss = 0.0
+            for mk, b in micro:
+                logp, ent = forward(b, grad=True)
+                if old:
+                    b.old_logp = torch.stack([_pad_to(old[k], logp.shape[1]) for k in mk])
+                else:
+                    b.old_logp = logp.detach()
+                ref = None
+                if acfg.loss.kl_coef > 0:
+                    ref = policy.reference_logprobs(b.input_ids, b.attention_mask, b.targets,
+                                                         temp, acfg.entropy_chunk)
+                loss, diag, per_tok = tao_loss(b, logp, ent, acfg, ref_logp=ref)
+                scale = agg_denominator(b.weight, acfg.loss.agg) / max(denom_mini, 1e-12)
+                (loss * scale).backward()
+                mini_loss += float(loss.detach()) * scale
+                ntok = float((b.weight > 0).sum())  # diagnostics are means over trained tokens
+                for name, v in diag.items():
+                    if name not in OWN_ENTROPY_METRICS:
+                        avg.add(name, float(v), ntok)
+                if epoch == 0:
+                    _record_tokens(tokens, mk, [by_group[g][i] for g, i in mk], logp, ent, per_tok, old, G, avg)
+            params = policy.trainable_parameters()
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            optimizer.step()
+            if after_step is not None:
+                after_step()
+            losses.append(mini_loss)
+            norms.append(float(norm))
+    policy.train_mode(False)
+    out = avg.means()
+    out.update({"loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)),
+                "grad_norm_max": float(np.max(norms)), "train/n_updates": float(n_updates),
+                "train/trained_rollouts": float(len(train_groups) * G)})
+    return {"metrics": out, "tokens": tokens}
 
-            # the trainer's log-prob under the sampling weights: the recomputed old log-prob when
-            # there is one (several updates), else this first forward (one update, not yet applied)
-            lp_train = old[(g, i)][sl].float().numpy() if (g, i) in old else view(logp)
-            rec = {"entropy": view(ent), "logprob_train": lp_train, "advantage": view(per_tok["adv"]),
-                   "shaped_advantage": view(per_tok["shaped_adv"]), "weight": view(per_tok["weight"]),
-                   "gate": view(per_tok["gate"])}
-            tokens[k] = rec
-            seg = np.asarray(t.segment)
-            model = seg == 1
-            H = rec["entropy"].astype(np.float64)
-            lp_samp = np.asarray(t.sample_logprobs, dtype=np.float64)
-            post = np.asarray(post_tool_mask(t), dtype=bool) & model
-            other = model & ~post
-            if post.any():
-                avg.add("tao/post_tool_entropy", H[post].mean(), post.sum())
-            if other.any():
-                avg.add("tao/other_entropy", H[other].mean(), other.sum())
-            if model.any():
-                avg.add("entropy", H[model].mean(), model.sum())
-                d = np.abs(lp_train.astype(np.float64)[model] - lp_samp[model])
-                avg.add("sampling/logp_diff_mean", d.mean(), model.sum())
-                avg.add_max("sampling/logp_diff_max", d.max())
+def _record_tokens(tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None:
+    """Per-token arrays of each rollout (response positions only) + entropy/mismatch metrics.
+
+    Layout (TokenBatch): row j = prompt ids + response ids, right-padded; the per-position
+    tensors are aligned with targets, so response token r of a prompt of length P sits at P-1+r.
+    """
+    for j, (g, i) in enumerate(keys):
+        k = g * G + i
+        if k in tokens:
+            continue  # a duplicated group: record its first copy
+        t = trajs[j]
+        P, L = len(t.prompt_ids), len(t.response_ids)
+        sl = slice(P - 1, P - 1 + L)
+
+        def view(x, j=j, sl=sl):
+            return x[j, sl].detach().float().cpu().numpy()
+
+        # the trainer's log-prob under the sampling weights: the recomputed old log-prob when
+        # there is one (several updates), else this first forward (one update, not yet applied)
+        lp_train = old[(g, i)][sl].float().numpy() if (g, i) in old else view(logp)
+        rec = {"entropy": view(ent), "logprob_train": lp_train, "advantage": view(per_tok["adv"]),
+               "shaped_advantage": view(per_tok["shaped_adv"]), "weight": view(per_tok["weight"]),
+               "gate": view(per_tok["gate"])}
+        tokens[k] = rec
+        seg = np.asarray(t.segment)
+        model = seg == 1
+        H = rec["entropy"].astype(np.float64)
+        lp_samp = np.asarray(t.sample_logprobs, dtype=np.float64)
+        post = np.asarray(post_tool_mask(t), dtype=bool) & model
+        other = model & ~post
+        if post.any():
+            avg.add("tao/post_tool_entropy", H[post].mean(), post.sum())
+        if other.any():
+            avg.add("tao/other_entropy", H[other].mean(), other.sum())
+        if model.any():
+            avg.add("entropy", H[model].mean(), model.sum())
+            d = np.abs(lp_train.astype(np.float64)[model] - lp_samp[model])
+            avg.add("sampling/logp_diff_mean", d.mean(), model.sum())
+            avg.add_max("sampling/logp_diff_max", d.max())
 
 
 def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
