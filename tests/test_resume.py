@@ -68,12 +68,12 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted(tmp_path):
     assert ckpts == ["step=000001"]  # step 2 is published but not checkpointed: it will be redone
     assert sorted(_visible(killed, "metrics")["step"].unique().to_list()) == [0, 1, 2]
 
-    out = subprocess.run(_cmd(killed, resume=True), capture_output=True, text=True, timeout=300)
+    out = subprocess.run(_cmd(killed, resume=True), capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"run directory: {killed}" in out.stdout
 
     straight = tmp_path / "straight"
-    out = subprocess.run(_cmd(straight), capture_output=True, text=True, timeout=300)
+    out = subprocess.run(_cmd(straight), capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
 
     assert _manifest(killed)["last_step"] == 3 and _manifest(killed)["status"] == "finished"

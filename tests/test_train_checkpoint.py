@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from taorl.train.checkpoint import (clean_partial, latest_checkpoint, list_checkpoints, load_checkpoint,
-                                    save_checkpoint)
+from taorl.train.checkpoint import (
+    clean_partial,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from taorl.train.cursor import DataCursor
 
 

@@ -46,7 +46,7 @@ def primed(tmp_path_factory):
 
 
 def test_sft_report(primed):
-    weights, _, report = primed
+    weights, _, _report = primed
     saved = json.loads((weights / "sft_report.json").read_text())
     assert saved["before"].keys() == saved["after"].keys()
     for k in ("void_rate", "tool_call_rate", "tool_success_rate", "accuracy"):
@@ -61,7 +61,7 @@ def test_sft_report(primed):
 def run(primed, tmp_path_factory):
     from taorl.train.trainer import Trainer
 
-    weights, problems, _ = primed
+    weights, problems, _report = primed
     out = tmp_path_factory.mktemp("run") / "run"
     cfg = load_config(ROOT / "configs" / "tiny.yaml", [
         f"train.init_from={weights}", f"data.train={problems}", "model.lora.enabled=false",
@@ -73,7 +73,7 @@ def run(primed, tmp_path_factory):
 
 
 def test_every_table_is_complete(run):
-    out, cfg = run
+    out, _cfg = run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["last_step"] == 1 and manifest["status"] == "finished"
     for table in ("metrics", "groups", "trajectories", "tokens"):
@@ -102,7 +102,7 @@ def test_metrics_present(run):
 
 
 def test_groups_trajectories_tokens_consistent(run):
-    out, cfg = run
+    out, _cfg = run
     groups = read_table(out, "groups")
     trajs = read_table(out, "trajectories")
     tokens = read_table(out, "tokens")
