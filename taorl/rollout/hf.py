@@ -1,0 +1,196 @@
+"""CPU rollout engine: batched sampling on a transformers causal LM with a KV cache.
+
+A hand-written loop instead of `model.generate`, because we need, per sequence and per token:
+the exact sampled ids, their sampling log-probabilities, and a stop right after the first complete
+fenced code block. Per batch of prompts:
+
+    left-pad to a common length; position_ids = cumsum(attention_mask) - 1
+    prefill:   logits of the last position only (logits_to_keep=1), KV cache filled
+    each step: sample one token per live sequence; a sequence finishes on eos, on the end of its
+               first complete code block, or at its token cap; finished rows are removed from the
+               batch and the KV cache, the live ones advance by one token.
+
+Sampling of one token from the logits z (temperature T, top-k K, top-p P):
+
+    full  = log_softmax(z / T)                              # what the trainer recomputes
+    keep  = the K largest z (K > 0), then the smallest prefix of the remaining tokens sorted by
+            probability whose mass reaches P (P < 1; the most likely token always stays)
+    logq  = log_softmax(z / T  masked to keep)             # renormalised over `keep`
+    y ~ Categorical(exp(logq));  logprob = logq[y];  full_logprob = full[y]
+
+`Completion.logprobs` holds logq[y], the log-probability under the distribution actually sampled
+from; `Completion.full_logprobs` holds full[y]. The two are equal when P = 1 and K = 0 (training).
+T = 0 means greedy: y = argmax z, logprob = 0 (a point mass), full_logprob = log_softmax(z)[y].
+
+The code-block stop is cheap: the decoded text of a sequence is only examined when the token just
+sampled contains a backtick (a set of ids over the vocabulary, built once), since only such a token can
+close a fence.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import torch
+
+from taorl.rollout.engine import Completion, SamplingParams
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    gen_cfg = getattr(model, "generation_config", None)
+    eos = getattr(gen_cfg, "eos_token_id", None) if gen_cfg is not None else None
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos is not None:
+        ids.update(int(e) for e in eos)
+    return ids
+
+
+def backtick_ids(tokenizer) -> frozenset[int]:
+    """Ids of the tokens whose text contains a backtick (byte-level and sentencepiece tokens keep '`')."""
+    toks = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return frozenset(i for i, t in enumerate(toks) if t and "`" in t)
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator):
+    """One token per row of logits [B, V] -> (ids [B], logprob [B], full_logprob [B]); see module doc."""
+    z = logits.float()
+    if params.temperature == 0:
+        y = z.argmax(-1)
+        full = torch.log_softmax(z, -1).gather(-1, y[:, None])[:, 0]
+        return y, torch.zeros_like(full), full
+    z = z / params.temperature
+    full_lp = torch.log_softmax(z, -1)
+    masked = z
+    if params.top_k > 0 and params.top_k < z.shape[-1]:
+        kth = torch.topk(z, params.top_k, dim=-1).values[:, -1:]
+        masked = masked.masked_fill(z < kth, float("-inf"))
+    if params.top_p < 1.0:
+        probs, order = torch.softmax(masked, -1).sort(-1, descending=True)
+        # drop a token when the mass strictly before it already reaches top_p (the first always stays)
+        before = probs.cumsum(-1) - probs
+        drop_sorted = before >= params.top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        masked = masked.masked_fill(drop, float("-inf"))
+    logq = torch.log_softmax(masked, -1)
+    y = torch.multinomial(logq.exp(), 1, generator=gen)[:, 0]
+    return y, logq.gather(-1, y[:, None])[:, 0], full_lp.gather(-1, y[:, None])[:, 0]
+
+
+class HFEngine:
+    """Engine over a transformers model on CPU (or one device). sync() just points at the new module."""
+
+    def __init__(self, model, tokenizer, gen_batch_size: int = 64, progress: bool = False):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.gen_batch_size = max(1, int(gen_batch_size))
+        self.progress = progress
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
+        self._ticks: frozenset[int] | None = None
+        self.stats = {"gen_s": 0.0, "tokens": 0}  # cumulative, for throughput reports
+
+    def sync(self, policy_model) -> None:
+        """The hf engine generates with the training module itself: nothing to copy."""
+        self.model = policy_model
+
+    # ------------------------------------------------------------------------------------ public
+    def generate(self, prompts: list[list[int]], params: SamplingParams,
+                 max_tokens: Sequence[int] | None = None) -> list[Completion]:
+        if max_tokens is not None and len(max_tokens) != len(prompts):
+            raise ValueError(f"max_tokens has {len(max_tokens)} entries for {len(prompts)} prompts")
+        caps = [min(params.max_tokens, int(m)) for m in max_tokens] if max_tokens is not None \
+            else [params.max_tokens] * len(prompts)
+        if params.stop_at_code_block and self._ticks is None:
+            self._ticks = backtick_ids(self.tokenizer)
+        gen = torch.Generator().manual_seed(int(params.seed))
+        # batch prompts of similar length together (less padding); results go back in input order
+        order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+        out: list[Completion | None] = [None] * len(prompts)
+        batches = [order[i:i + self.gen_batch_size] for i in range(0, len(order), self.gen_batch_size)]
+        bar = None
+        if self.progress and len(batches) > 1:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(batches), desc="generate", unit="batch", leave=False)
+        t0 = time.perf_counter()
+        for idx in batches:
+            for i, c in zip(idx, self._generate_batch([prompts[i] for i in idx], [caps[i] for i in idx],
+                                                      params, gen)):
+                out[i] = c
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        self.stats["gen_s"] += time.perf_counter() - t0
+        self.stats["tokens"] += sum(len(c.token_ids) for c in out)
+        return out  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------------------------- internals
+    def _closes_block(self, ids: list[int]) -> bool:
+        from taorl.tools.parse import complete_block_end
+
+        return complete_block_end(self.tokenizer.decode(ids)) is not None
+
+    @torch.inference_mode()
+    def _generate_batch(self, prompts: list[list[int]], caps: list[int], params: SamplingParams,
+                        gen: torch.Generator) -> list[Completion]:
+        B = len(prompts)
+        toks: list[list[int]] = [[] for _ in range(B)]
+        lps: list[list[float]] = [[] for _ in range(B)]
+        flps: list[list[float]] = [[] for _ in range(B)]
+        finish: list[str] = ["length"] * B
+        live = [b for b in range(B) if caps[b] > 0]
+        if not live:
+            return [Completion([], [], "length", []) for _ in range(B)]
+        device = next(self.model.parameters()).device
+        L = max(len(prompts[b]) for b in live)
+        ids = torch.full((len(live), L), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(live), L), dtype=torch.long)
+        for r, b in enumerate(live):
+            p = prompts[b]
+            if len(p) == 0:
+                raise ValueError("empty prompt")
+            ids[r, L - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[r, L - len(p):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         logits_to_keep=1)
+        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        next_pos = pos[:, -1:] + 1
+        ticks = self._ticks if params.stop_at_code_block else None
+        while True:
+            y, lp, flp = sample_next(logits, params, gen)
+            y_l, lp_l, flp_l = y.tolist(), lp.tolist(), flp.tolist()
+            keep = []
+            for r, b in enumerate(live):
+                t = y_l[r]
+                toks[b].append(t)
+                lps[b].append(lp_l[r])
+                flps[b].append(flp_l[r])
+                if t in self.eos_ids:
+                    finish[b] = "eos"
+                elif ticks is not None and t in ticks and self._closes_block(toks[b]):
+                    finish[b] = "stop"
+                elif len(toks[b]) >= caps[b]:
+                    finish[b] = "length"
+                else:
+                    keep.append(r)
+            if not keep:
+                break
+            if len(keep) < len(live):  # drop finished rows from the batch and the cache
+                sel = torch.tensor(keep, dtype=torch.long, device=device)
+                cache.batch_select_indices(sel)
+                mask, next_pos, y = mask[sel], next_pos[sel], y[sel]
+                live = [live[r] for r in keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+            out = self.model(input_ids=y[:, None].to(device), attention_mask=mask, position_ids=next_pos,
+                             past_key_values=cache, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            next_pos = next_pos + 1
+        return [Completion(toks[b], lps[b], finish[b], flps[b]) for b in range(B)]  # type: ignore[arg-type]
