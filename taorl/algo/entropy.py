@@ -175,7 +175,8 @@ def normalize_entropy(H: Tensor, mask: Tensor, scope: str = "trajectory",
     n = m.sum(dims, keepdim=keep)
     mu = (m * Hf).sum(dims, keepdim=keep) / n.clamp(min=1.0)
     var = (m * (Hf - mu) ** 2).sum(dims, keepdim=keep) / n.clamp(min=1.0)
-    sigma = torch.where(n >= 2, var.clamp(min=0.0).sqrt(), torch.ones_like(var))
+    # clamp before the sqrt: finite gradients (detach=False) when all entropies are equal
+    sigma = torch.where(n >= 2, var.clamp(min=1e-20).sqrt(), torch.ones_like(var))
     out = (Hf - mu) / (sigma + 1e-8) * m
     if clamp is not None:
         out = out.clamp(-clamp, clamp)
