@@ -1,0 +1,314 @@
+"""RunWriter: the only code that writes a run directory's tables and manifest.
+
+Publishing one step (write_step):
+    1. for each table: rows -> validated DataFrame with the schema's columns and dtypes
+    2. write <table>/step=N/.part-0.parquet.<pid>.tmp (zstd), fsync, rename to part-0.parquet
+    3. fsync the step and table directories
+    4. manifest.json (last_step = N, revision + 1): temp, fsync, rename, fsync the run directory
+Readers only look at steps <= manifest last_step, so until step 4 the new step does not exist for
+them, and after it every table of the step is whole. A process killed between 2 and 4 leaves a
+step > last_step on disk: invisible, and removed when the run is resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from taorl.store._files import (
+    CONFIG,
+    MANIFEST,
+    PART_RE,
+    STEP_DIR_RE,
+    SchemaError,
+    SchemaVersionError,
+    StoreError,
+    atomic_write_bytes,
+    fsync_dir,
+    fsync_file,
+    part_name,
+    read_manifest,
+    step_dirname,
+    tmp_name,
+)
+from taorl.store.schema import SCHEMA_VERSION, TABLES
+
+Rows = pl.DataFrame | Sequence[Mapping[str, Any]]
+STATUSES = ("running", "finished", "failed")
+
+
+def to_frame(table: str, rows: Rows) -> pl.DataFrame:
+    """Rows (a DataFrame or a list of dicts) -> DataFrame with exactly the schema's columns, in
+    schema order and dtypes. Missing or extra columns, or values of the wrong type, raise
+    SchemaError naming the table and the column."""
+    schema = TABLES[table]
+    expected = set(schema)
+    if isinstance(rows, pl.DataFrame):
+        _check_columns(table, set(rows.columns), expected, where="")
+        out = []
+        for col, dtype in schema.items():
+            try:
+                out.append(rows.get_column(col).cast(dtype, strict=True))
+            except Exception as e:  # polars raises several kinds (InvalidOperation, Compute, ...)
+                raise SchemaError(f"table {table!r}, column {col!r}: cannot cast "
+                                  f"{rows.schema[col]} to {dtype} ({_first_line(e)})") from None
+        return pl.DataFrame(out)
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
+        raise SchemaError(f"table {table!r}: expected a polars DataFrame or a list of dicts, "
+                          f"got {type(rows).__name__}")
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise SchemaError(f"table {table!r}, row {i}: expected a dict, got {type(r).__name__}")
+        if r.keys() != expected:
+            _check_columns(table, set(r), expected, where=f", row {i}")
+    if not rows:
+        return pl.DataFrame(schema=schema)
+    try:
+        return pl.DataFrame(rows, schema=schema)
+    except Exception:  # fall through to find the column to blame
+        pass
+    # locate the offending column for the message
+    for col, dtype in schema.items():
+        try:
+            pl.Series(col, [r[col] for r in rows], dtype=dtype)
+        except Exception as e:
+            raise SchemaError(f"table {table!r}, column {col!r}: values do not fit {dtype} "
+                              f"({_first_line(e)})") from None
+    raise SchemaError(f"table {table!r}: rows could not be converted to the schema")
+
+
+def _check_columns(table: str, got: set[str], expected: set[str], where: str) -> None:
+    missing, extra = sorted(expected - got), sorted(got - expected)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(map(repr, missing))}")
+        if extra:
+            parts.append(f"unknown column(s) {', '.join(map(repr, extra))}")
+        raise SchemaError(f"table {table!r}{where}: {'; '.join(parts)} "
+                          f"(expected the columns of taorl.store.schema.{table.upper()})")
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return s[0] if s else type(e).__name__
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    to_dict = getattr(config, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    raise TypeError(f"config: expected a dict or taorl.config.Config, got {type(config).__name__}")
+
+
+def config_hash(cfg: Mapping[str, Any]) -> str:
+    """Same recipe as Config.hash(): sha256 of the sorted-key JSON, 12 hex digits."""
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class RunWriter:
+    """Writes one run directory. Not thread-safe; one writer per directory at a time.
+
+    RunWriter(run_dir, config, run_id=None, resume=False, extra=None, from_step=None)
+      fresh (resume=False): creates run_dir (it may exist but must not hold a manifest.json),
+        writes config.yaml and manifest.json (status "running", last_step -1).
+      resume=True: reopens the run (a fresh one is created if there is no manifest): keeps
+        last_step, or lowers it to from_step - 1 when from_step is given (the trainer resumes from
+        a checkpoint and rewrites the steps after it); removes step partitions > last_step and
+        stray temp files left by a killed writer; rewrites config.yaml; status back to "running".
+    """
+
+    def __init__(self, run_dir: str | Path, config: Any = None, run_id: str | None = None,
+                 resume: bool = False, extra: Mapping[str, Any] | None = None,
+                 from_step: int | None = None):
+        self.run_dir = Path(run_dir)
+        cfg = _config_dict(config)
+        now = time.time()
+        manifest_path = self.run_dir / MANIFEST
+        if manifest_path.exists() and not resume:
+            raise StoreError(f"{self.run_dir}: already holds a run ({MANIFEST} exists); "
+                             f"resume it or choose another directory")
+        if resume and manifest_path.exists():
+            m = read_manifest(self.run_dir)
+            if int(m["schema_version"]) > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{manifest_path}: schema_version {m['schema_version']} is newer than this "
+                    f"taorl's ({SCHEMA_VERSION}); upgrade taorl to resume this run")
+            last = int(m["last_step"])
+            if from_step is not None:
+                last = min(last, int(from_step) - 1)
+            m.update(last_step=last, status="running", run_id=run_id or m.get("run_id") or self.run_dir.name,
+                     schema_version=SCHEMA_VERSION)
+            if cfg:
+                m["config_hash"] = config_hash(cfg)
+            if extra:
+                m["extra"] = {**m.get("extra", {}), **dict(extra)}
+            m.setdefault("revision", 0)
+            self.manifest = m
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.manifest = {
+                "schema_version": SCHEMA_VERSION,
+                "run_id": run_id or self.run_dir.resolve().name,
+                "config_hash": config_hash(cfg),
+                "status": "running",
+                "last_step": -1,
+                "revision": 0,
+                "created_at": now,
+                "updated_at": now,
+                "started_wall": now,
+                "extra": dict(extra or {}),
+            }
+        if cfg or not (self.run_dir / CONFIG).exists():
+            atomic_write_bytes(self.run_dir / CONFIG,
+                               yaml.safe_dump(cfg, sort_keys=False).encode())
+        if resume:
+            self._remove_leftovers()
+        self._publish()
+
+    # ------------------------------------------------------------------------------------ public
+    @property
+    def last_step(self) -> int:
+        return int(self.manifest["last_step"])
+
+    def write_step(self, step: int, *, metrics: Mapping[str, Any], groups: Rows, trajectories: Rows,
+                   tokens: Rows | None = None, evals: Rows | None = None) -> None:
+        """Publish one step: every table, then the manifest (last_step = step). `metrics` maps a
+        metric name to a number (None -> null); the rows carry `wall_s` = seconds since the run
+        started. Steps must increase; a step's old partition (a killed writer's leftover) is
+        replaced as a whole."""
+        step = int(step)
+        if step <= self.last_step:
+            raise StoreError(f"write_step({step}): steps must increase (last published step is "
+                             f"{self.last_step})")
+        if self.manifest["status"] != "running":
+            raise StoreError(f"write_step({step}): the run is already {self.manifest['status']}")
+        wall_s = time.time() - float(self.manifest["started_wall"])
+        frames = {
+            "metrics": self._metrics_frame(metrics, wall_s),
+            "groups": to_frame("groups", groups),
+            "trajectories": to_frame("trajectories", trajectories),
+        }
+        if tokens is not None:
+            frames["tokens"] = to_frame("tokens", tokens)
+        if evals is not None:
+            frames["evals"] = to_frame("evals", evals)
+        for table, df in frames.items():
+            step_dir = self.run_dir / table / step_dirname(step)
+            if step_dir.exists():  # leftover of a killed writer: invisible, replace it whole
+                shutil.rmtree(step_dir)
+            self._write_part(step_dir, 0, df)
+        for table in TABLES:  # a table not written this step must not keep a leftover partition
+            if table not in frames:
+                stale = self.run_dir / table / step_dirname(step)
+                if stale.exists():
+                    shutil.rmtree(stale)
+        self.manifest["last_step"] = step
+        self._publish()
+
+    def write_evals(self, step: int, rows: Rows) -> None:
+        """Add evaluation rows for an already published step (e.g. the final eval). The rows go to
+        a new part file of evals/step=N, renamed into place whole, then the manifest's revision is
+        bumped so that caches keyed on it refresh."""
+        step = int(step)
+        if step > self.last_step or step < 0:
+            raise StoreError(f"write_evals({step}): step not published (last published step is "
+                             f"{self.last_step}); pass evals= to write_step for the current step")
+        df = to_frame("evals", rows)
+        step_dir = self.run_dir / "evals" / step_dirname(step)
+        used = [int(m.group(1)) for p in (step_dir.iterdir() if step_dir.exists() else ())
+                if (m := PART_RE.match(p.name))]
+        self._write_part(step_dir, max(used, default=-1) + 1, df)
+        self._publish()
+
+    def finish(self, status: str = "finished") -> None:
+        """Mark the run finished (or failed). Idempotent."""
+        if status not in STATUSES or status == "running":
+            raise ValueError(f"finish(status={status!r}): expected 'finished' or 'failed'")
+        self.manifest["status"] = status
+        self._publish()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.manifest["status"] == "running":
+            self.finish("failed" if exc_type is not None else "finished")
+
+    # ----------------------------------------------------------------------------------- private
+    @staticmethod
+    def _metrics_frame(metrics: Mapping[str, Any], wall_s: float) -> pl.DataFrame:
+        if not isinstance(metrics, Mapping):
+            raise SchemaError(f"table 'metrics': expected a dict name -> number, got {type(metrics).__name__}")
+        names, values = [], []
+        for k, v in metrics.items():
+            if not isinstance(k, str):
+                raise SchemaError(f"table 'metrics': metric name {k!r} is not a string")
+            if v is None:
+                values.append(None)
+            else:
+                try:
+                    values.append(float(v))
+                except (TypeError, ValueError):
+                    raise SchemaError(f"table 'metrics', metric {k!r}: expected a number, "
+                                      f"got {type(v).__name__} {v!r:.60}") from None
+            names.append(k)
+        return pl.DataFrame({"name": names, "value": values, "wall_s": [wall_s] * len(names)},
+                            schema=TABLES["metrics"])
+
+    @staticmethod
+    def _write_part(step_dir: Path, n: int, df: pl.DataFrame) -> None:
+        new_dirs = [d for d in (step_dir.parent, step_dir) if not d.exists()]
+        step_dir.mkdir(parents=True, exist_ok=True)
+        final = step_dir / part_name(n)
+        tmp = tmp_name(final)
+        try:
+            df.write_parquet(tmp, compression="zstd", statistics=True)
+            fsync_file(tmp)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(step_dir)
+        for d in new_dirs:  # make the new directory entries themselves durable
+            fsync_dir(d.parent)
+
+    def _publish(self) -> None:
+        self.manifest["updated_at"] = time.time()
+        self.manifest["revision"] = int(self.manifest.get("revision", 0)) + 1
+        data = json.dumps(self.manifest, indent=1, allow_nan=False,
+                          default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))
+        atomic_write_bytes(self.run_dir / MANIFEST, data.encode())
+
+    def _remove_leftovers(self) -> None:
+        """Step partitions beyond last_step and temp files: what a killed writer left behind."""
+        last = self.last_step
+        for table in TABLES:
+            tdir = self.run_dir / table
+            if not tdir.is_dir():
+                continue
+            for sd in tdir.iterdir():
+                m = STEP_DIR_RE.match(sd.name)
+                if m and int(m.group(1)) > last:
+                    shutil.rmtree(sd, ignore_errors=True)
+                elif m and sd.is_dir():
+                    for f in sd.iterdir():
+                        if f.name.endswith(".tmp") and f.name.startswith("."):
+                            f.unlink(missing_ok=True)
+        for f in self.run_dir.iterdir():
+            if f.name.startswith(".") and f.name.endswith(".tmp"):
+                f.unlink(missing_ok=True)
