@@ -184,8 +184,9 @@ def _random_model(kind: str, tokenizer, overrides: dict[str, Any], max_seq_len: 
         cfg = cls(vocab_size=len(tokenizer), max_position_embeddings=max(max_seq_len, 2048),
                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                   pad_token_id=tokenizer.pad_token_id, **shape)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"model.init_overrides={overrides!r}: not a valid {cls.__name__} ({e})") from None
+    except Exception as e:  # transformers raises its own validation error types
+        why = " ".join(str(e).split())
+        raise UserError(f"model.init_overrides={overrides!r}: not a valid {cls.__name__} ({why})") from None
     with torch.random.fork_rng(devices=[]):  # deterministic weights without touching the global stream
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
