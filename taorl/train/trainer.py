@@ -129,7 +129,8 @@ class Trainer:
 
         # steps after the checkpoint (possibly published before the crash) are rewritten
         self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step)
-        self.engine = HFEngine(self.policy.model, self.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size)
+        self.engine = HFEngine(self.policy.model, self.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size,
+                               progress=cfg.logging.progress)
         self.sandbox = Sandbox(cfg.tool)
         self._tok_text: dict[int, str] = {}
 
@@ -229,12 +230,12 @@ class Trainer:
             m.update(train_out["metrics"])
             m["lr"] = lr_at(cfg, step)
             t_rollout = timer.s["rollout"]
-            tool_s = sum(c.wall_ms for t in flat for c in t.tool_calls) / 1000.0
-            reward_s = float(getattr(self.engine, "last_reward_s", 0.0) or 0.0)
-            stats = getattr(trajs, "timings", None) or {}
-            tool_s = float(stats.get("tool_s", tool_s))
-            reward_s = float(stats.get("reward_s", reward_s))
-            gen_s = float(stats.get("gen_s", max(t_rollout - tool_s - reward_s, 0.0)))
+            # the loop times its phases: generation, tool execution (wall, calls of a turn run
+            # concurrently), grading; anything else in the rollout wall time is bookkeeping
+            tim = dict(getattr(trajs, "timings", {}) or {})
+            gen_s = float(tim.get("gen_s", t_rollout))
+            tool_s = float(tim.get("tool_s", 0.0))
+            reward_s = float(tim.get("reward_s", 0.0))
             n_model = sum(sum(s == 1 for s in t.segment) for t in flat)
             m.update({"perf/gen_s": gen_s, "perf/tool_s": tool_s, "perf/reward_s": reward_s,
                       "perf/rollout_s": t_rollout, "perf/train_s": timer.s["train"],
