@@ -16,7 +16,8 @@ RATIO = torch.tensor([[1.5, 0.5, 0.5, 5.0, 1.1, 1.2]])
 OLD = torch.zeros(1, 6)
 
 
-def run(cfg=LossConfig(), gate=None, **kw):
+def run(cfg=None, gate=None, **kw):
+    cfg = cfg or LossConfig()
     logp = torch.log(RATIO).requires_grad_(True)
     loss, diag = policy_loss(logp, OLD, A, torch.ones(1, 6), cfg, gate=gate, **kw)
     loss.backward()

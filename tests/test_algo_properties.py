@@ -8,8 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taorl.algo import (entropy_from_logits, filter_groups, group_advantages, logprobs_and_entropy_from_hidden,
-                        multiplicative_shaping, policy_loss, tao_loss)
+from taorl.algo import (
+    entropy_from_logits,
+    filter_groups,
+    group_advantages,
+    logprobs_and_entropy_from_hidden,
+    multiplicative_shaping,
+    policy_loss,
+    tao_loss,
+)
 from taorl.algo.batch import TokenBatch
 from taorl.config import AlgoConfig, GroupFilterConfig
 from taorl.types import ToolCall, Trajectory

@@ -15,8 +15,16 @@ import math
 import pytest
 import torch
 
-from taorl.algo import (TokenBatch, filter_groups, group_advantages, logprobs_and_entropy_from_hidden,
-                        normalize_entropy, tao_loss, tool_offsets, trajectory_weights)
+from taorl.algo import (
+    TokenBatch,
+    filter_groups,
+    group_advantages,
+    logprobs_and_entropy_from_hidden,
+    normalize_entropy,
+    tao_loss,
+    tool_offsets,
+    trajectory_weights,
+)
 from taorl.algo.gate import make_gate, post_tool_gate
 from taorl.config import AlgoConfig, FilterConfig, GroupFilterConfig, ToolFilterConfig
 from taorl.types import ToolCall, Trajectory
@@ -183,7 +191,7 @@ def test_token_batch_layout():
 
 def test_gates_and_offsets():
     b = batch()
-    a = lambda x: x[0].tolist()  # noqa: E731  (rollout 0, columns)
+    a = lambda x: x[0].tolist()
     # model tokens of turn 1 (after call 0) and of turn 2 (after call 1)
     assert a(post_tool_gate(b.segment, b.turn, b.turn_called, b.turn_ok)) == [0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1, 0]
     # requires_success: call 1 failed -> turn 2 not gated
@@ -194,7 +202,7 @@ def test_gates_and_offsets():
         [0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0]
     assert a(tool_offsets(b.segment)) == [-1, -1, -1, -1, -1, -1, 0, 1, 2, -1, 0, 1, -1]
     assert post_tool_gate(b.segment, b.turn, b.turn_called, b.turn_ok)[1].sum() == 0  # no tool, no gate
-    kw = dict(loss_mask=b.loss_mask)
+    kw = {"loss_mask": b.loss_mask}
     assert a(make_gate("all", b.segment, b.turn, b.turn_called, b.turn_ok, **kw)) == a(b.loss_mask)
     assert a(make_gate("non_post_tool", b.segment, b.turn, b.turn_called, b.turn_ok, **kw)) == \
         [0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]

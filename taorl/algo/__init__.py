@@ -12,8 +12,15 @@
 from taorl.algo.advantages import broadcast_to_tokens, group_advantages
 from taorl.algo.batch import TokenBatch, tao_loss
 from taorl.algo.entropy import entropy_from_logits, logprobs_and_entropy_from_hidden, normalize_entropy
-from taorl.algo.filters import (GroupDecision, TrajDecision, filter_groups, masked_group_stats, stats_mask,
-                                tools_all_failed, trajectory_weights)
+from taorl.algo.filters import (
+    GroupDecision,
+    TrajDecision,
+    filter_groups,
+    masked_group_stats,
+    stats_mask,
+    tools_all_failed,
+    trajectory_weights,
+)
 from taorl.algo.gate import GATE_KINDS, entropy_quantile_gate, make_gate, post_tool_gate, tool_offsets
 from taorl.algo.loss import agg_denominator, aggregate, policy_loss, shaping_diagnostics
 from taorl.algo.shaping import additive_shaping, multiplicative_shaping

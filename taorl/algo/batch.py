@@ -22,10 +22,9 @@ Per rollout and turn k < K: turn_called[b, k] (turn k ran a code block), turn_ok
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -68,7 +67,7 @@ class TokenBatch:
 
     @classmethod
     def from_trajectories(cls, trajs: Sequence[Trajectory], adv: Sequence[float] | Tensor,
-                          weights: Sequence[float] | Tensor, pad_id: int) -> "TokenBatch":
+                          weights: Sequence[float] | Tensor, pad_id: int) -> TokenBatch:
         """Pad the rollouts into one batch; adv and weights are one number per rollout."""
         B = len(trajs)
         adv_t = torch.as_tensor(adv, dtype=torch.float32).reshape(-1)
@@ -164,10 +163,10 @@ def tao_loss(batch: TokenBatch, logp: Tensor, entropy: Tensor, cfg: AlgoConfig,
     elif sc.form == "multiplicative":
         shaped, factor = multiplicative_shaping(batch.adv, gate, h_norm, sc.coef, detach=sc.detach)
     else:
-        shaped, bonus = additive_shaping(batch.adv, gate, entropy, sc.alpha, sc.kappa)
-        # the equivalent factor Ã/Â where Â ≠ 0, for the same diagnostics
-        factor = torch.where(batch.adv != 0, shaped / batch.adv.where(batch.adv != 0, torch.ones_like(batch.adv)),
-                             torch.ones_like(shaped))
+        shaped, _bonus = additive_shaping(batch.adv, gate, entropy, sc.alpha, sc.kappa)
+        # the equivalent factor Ã/Â (1 where Â = 0), for the same diagnostics
+        nz = batch.adv != 0
+        factor = torch.where(nz, shaped / torch.where(nz, batch.adv, 1.0), 1.0)
     loss, diag = policy_loss(logp, batch.old_logprobs, shaped, batch.weight, cfg.loss, gate=gate,
                              ref_logp=ref_logp, entropy=entropy)
     diag.update(shaping_diagnostics(factor, gate, entropy, post, mask))

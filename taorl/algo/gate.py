@@ -68,7 +68,7 @@ def entropy_quantile_gate(entropy: Tensor, mask: Tensor, quantile: float) -> Ten
     """[B, T] float: 1 on the round((1 - q)·n) highest-entropy tokens among the n mask tokens."""
     m = mask.bool().flatten()
     n = int(m.sum())
-    k = int(round((1.0 - quantile) * n))
+    k = round((1.0 - quantile) * n)
     g = torch.zeros(m.shape, dtype=torch.float32)
     if k > 0:
         idx = torch.nonzero(m).squeeze(-1)
