@@ -31,7 +31,6 @@ import yaml
 from taorl.store._files import (
     CONFIG,
     MANIFEST,
-    PART_RE,
     STEP_DIR_RE,
     NotARun,
     RunGone,
@@ -187,29 +186,18 @@ class Run:
         tdir = self.path / table
         if last < 0:
             return []
-        if table == "evals":  # few steps, possibly several parts each (late evals)
-            cands = []
-            try:
-                entries = list(os.scandir(tdir))
-            except FileNotFoundError:
+        base = str(tdir)
+        if table == "evals":  # the manifest lists the parts of each step (late evals add parts)
+            if not tdir.is_dir():
                 self._gone_check()
                 return []
-            for e in entries:
-                m = STEP_DIR_RE.match(e.name)
-                if not m or int(m.group(1)) > last:
-                    continue
-                try:
-                    parts = sorted((int(pm.group(1)), f.name) for f in os.scandir(e.path)
-                                   if (pm := PART_RE.match(f.name)))
-                except FileNotFoundError:
-                    continue
-                cands += [(int(m.group(1)), os.path.join(e.path, name)) for _, name in parts]
-            cands.sort()
+            parts = self.manifest.get("eval_parts") or {}
+            cands = sorted((int(s), os.path.join(base, step_dirname(int(s)), part_name(k)))
+                           for s, n in parts.items() if int(s) <= last for k in range(int(n)))
         else:  # one part-0 per step: build names from last_step instead of listing directories
             if not tdir.is_dir():
                 self._gone_check()
                 return []
-            base = str(tdir)
             cands = [(s, os.path.join(base, step_dirname(s), part_name(0))) for s in range(last + 1)]
         out = []
         for s, p in cands:

@@ -28,7 +28,6 @@ import yaml
 from taorl.store._files import (
     CONFIG,
     MANIFEST,
-    PART_RE,
     STEP_DIR_RE,
     SchemaError,
     SchemaVersionError,
@@ -73,18 +72,35 @@ def to_frame(table: str, rows: Rows) -> pl.DataFrame:
             _check_columns(table, set(r), expected, where=f", row {i}")
     if not rows:
         return pl.DataFrame(schema=schema)
+    return pl.DataFrame([_column(table, col, dtype, [r[col] for r in rows]) for col, dtype in schema.items()])
+
+
+def _column(table: str, col: str, dtype: pl.DataType, values: list) -> pl.Series:
+    """Strict conversion; values that only convert loosely must convert losslessly (1 -> True,
+    2.0 -> 2 are fine; "2" -> 2.0, 1.5 -> 1, ["x"] -> [null] are errors)."""
     try:
-        return pl.DataFrame(rows, schema=schema)
-    except Exception:  # fall through to find the column to blame
-        pass
-    # locate the offending column for the message
-    for col, dtype in schema.items():
-        try:
-            pl.Series(col, [r[col] for r in rows], dtype=dtype)
-        except Exception as e:
-            raise SchemaError(f"table {table!r}, column {col!r}: values do not fit {dtype} "
-                              f"({_first_line(e)})") from None
-    raise SchemaError(f"table {table!r}: rows could not be converted to the schema")
+        s = pl.Series(col, values, dtype=dtype, strict=True)
+        return s if s.dtype == dtype else s.cast(dtype, strict=True)  # numpy arrays give Array(...)
+    except Exception as e:  # polars raises TypeError / ComputeError / overflow errors
+        err = _first_line(e)
+    try:
+        loose = pl.Series(col, values, dtype=dtype, strict=False)
+        back = loose.to_list()
+        bad = next((i for i, (a, b) in enumerate(zip(values, back, strict=True)) if not _same(a, b)), None)
+    except Exception as e:
+        err, bad, loose = _first_line(e), 0, None
+    if loose is not None and bad is None:
+        return loose
+    where = f", row {bad}" if bad is not None else ""
+    value = f": {values[bad]!r:.80}" if bad is not None else ""
+    raise SchemaError(f"table {table!r}, column {col!r}{where}: value does not fit {dtype}{value} ({err})")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)  # 1 == True == 1.0, but "2" != 2.0 and 1.5 != 1
+    except Exception:  # e.g. numpy arrays
+        return False
 
 
 def _check_columns(table: str, got: set[str], expected: set[str], where: str) -> None:
@@ -158,6 +174,7 @@ class RunWriter:
             if extra:
                 m["extra"] = {**m.get("extra", {}), **dict(extra)}
             m.setdefault("revision", 0)
+            m["eval_parts"] = {k: v for k, v in (m.get("eval_parts") or {}).items() if int(k) <= last}
             self.manifest = m
         else:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +189,7 @@ class RunWriter:
                 "updated_at": now,
                 "started_wall": now,
                 "extra": dict(extra or {}),
+                "eval_parts": {},  # step -> number of evals part files (part-0 .. part-n-1)
             }
         if cfg or not (self.run_dir / CONFIG).exists():
             atomic_write_bytes(self.run_dir / CONFIG,
@@ -217,6 +235,10 @@ class RunWriter:
                 stale = self.run_dir / table / step_dirname(step)
                 if stale.exists():
                     shutil.rmtree(stale)
+        parts = self.manifest.setdefault("eval_parts", {})
+        parts.pop(str(step), None)
+        if evals is not None:
+            parts[str(step)] = 1
         self.manifest["last_step"] = step
         self._publish()
 
@@ -229,10 +251,10 @@ class RunWriter:
             raise StoreError(f"write_evals({step}): step not published (last published step is "
                              f"{self.last_step}); pass evals= to write_step for the current step")
         df = to_frame("evals", rows)
-        step_dir = self.run_dir / "evals" / step_dirname(step)
-        used = [int(m.group(1)) for p in (step_dir.iterdir() if step_dir.exists() else ())
-                if (m := PART_RE.match(p.name))]
-        self._write_part(step_dir, max(used, default=-1) + 1, df)
+        parts = self.manifest.setdefault("eval_parts", {})
+        n = int(parts.get(str(step), 0))
+        self._write_part(self.run_dir / "evals" / step_dirname(step), n, df)
+        parts[str(step)] = n + 1  # readers of the new manifest read parts 0..n
         self._publish()
 
     def finish(self, status: str = "finished") -> None:
