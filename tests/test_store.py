@@ -163,6 +163,19 @@ def test_steps_must_increase_and_late_evals(tmp_path):
     assert sorted(ev["benchmark"].to_list()) == ["aime24", "gsm8k", "math500"]
     assert ev["step"].to_list() == [2, 2, 2]
     assert run.steps("groups") == [0, 2] and run.steps("evals") == [2]
+    import numpy as np
+
+    assert run.groups(steps=np.int64(2)).height == 3 and run.tokens(step=[2], traj=np.int32(1)).height == 5
+
+
+def test_context_manager_marks_failed_on_error(tmp_path):
+    with pytest.raises(ZeroDivisionError), RunWriter(tmp_path / "a", {}) as w:
+        write(w, 0)
+        1 / 0  # noqa: B018
+    assert open_run(tmp_path / "a").status == "failed"
+    with RunWriter(tmp_path / "b", {}) as w:
+        write(w, 0)
+    assert open_run(tmp_path / "b").status == "finished"
 
 
 # --------------------------------------------------------------------------- unpublished steps
@@ -308,6 +321,8 @@ def test_bad_dataframe_and_metrics(tmp_path):
     df = pl.DataFrame([traj_row(0, 0)]).with_columns(n_call=pl.lit("many"))
     with pytest.raises(SchemaError, match=r"table 'trajectories', column 'n_call': cannot cast"):
         w.write_step(0, metrics={}, groups=[], trajectories=df)
+    with pytest.raises(SchemaError, match=r"bad metric name 'wall_s'"):
+        w.write_step(0, metrics={"wall_s": 1.0}, groups=[], trajectories=[])
     with pytest.raises(SchemaError, match=r"metric 'reward': expected a number"):
         w.write_step(0, metrics={"reward": "good"}, groups=[], trajectories=[])
     w.write_step(0, metrics={"reward": None, "n": 3}, groups=[], trajectories=[])

@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from taorl.store.schema import SCHEMA_VERSION, TABLES
 
 _STEP_FROM_PATH = r"step=(\d+)[/\\][^/\\]*$"
 _PATH_COL = "__taorl_path"
+_READ_ERRORS = (pl.exceptions.PolarsError, OSError)  # missing file, bad footer/page, schema mismatch
 
 # path -> ((inode, size, mtime_ns), ok). Shared by every Run of the process: published parts never
 # change in place (a resume replaces them by rename, which changes the inode).
@@ -148,7 +150,7 @@ class Run:
         sorted by (step, traj, pos)."""
         pred = None
         if traj is not None:
-            trajs = [int(traj)] if isinstance(traj, (int,)) else [int(t) for t in traj]
+            trajs = [int(traj)] if isinstance(traj, Integral) else [int(t) for t in traj]
             pred = pl.col("traj").is_in(trajs)
         df = self._read("tokens", step, columns, predicate=pred)
         keys = [k for k in ("step", "traj", "pos") if k in df.columns]
@@ -220,7 +222,7 @@ class Run:
         files = self._table_files(table)
         if steps is None:
             return files
-        want = {int(steps)} if isinstance(steps, int) else {int(s) for s in steps}
+        want = {int(steps)} if isinstance(steps, Integral) else {int(s) for s in steps}
         return [(s, p) for s, p in files if s in want]
 
     @staticmethod
@@ -260,13 +262,13 @@ class Run:
         paths = [p for _, p in files]
         try:
             return query(paths)
-        except Exception:  # a part went away or does not decode: find it, skip it, warn
+        except _READ_ERRORS:  # a part went away or does not decode: find it, skip it, warn
             self._gone_check()
         frames = []
         for p in paths:
             try:
                 frames.append(query([p]))
-            except Exception as e:
+            except _READ_ERRORS as e:
                 if not os.path.exists(p):
                     continue  # replaced/removed by a resume since the snapshot
                 self._gone_check()

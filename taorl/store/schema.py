@@ -111,3 +111,6 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
 #   created_at, updated_at: float (unix seconds)
 #   started_wall: float       unix time the run started (wall_s origin)
 #   extra: dict               free-form (device, taorl version, model name)
+#   revision: int             bumped on every manifest write (steps, late evals, finish): cache key
+#   eval_parts: {str: int}    step -> number of evals part files (part-0 .. part-<n-1>); write_evals
+#                             adds parts to a published step, readers read exactly these

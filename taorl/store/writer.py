@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import polars as pl
 import yaml
@@ -44,6 +44,8 @@ from taorl.store.schema import SCHEMA_VERSION, TABLES
 
 Rows = pl.DataFrame | Sequence[Mapping[str, Any]]
 STATUSES = ("running", "finished", "failed")
+# what polars raises on values that do not fit a dtype (TypeError, ComputeError, overflow, ...)
+_CONVERT_ERRORS = (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError)
 
 
 def to_frame(table: str, rows: Rows) -> pl.DataFrame:
@@ -58,7 +60,7 @@ def to_frame(table: str, rows: Rows) -> pl.DataFrame:
         for col, dtype in schema.items():
             try:
                 out.append(rows.get_column(col).cast(dtype, strict=True))
-            except Exception as e:  # polars raises several kinds (InvalidOperation, Compute, ...)
+            except _CONVERT_ERRORS as e:
                 raise SchemaError(f"table {table!r}, column {col!r}: cannot cast "
                                   f"{rows.schema[col]} to {dtype} ({_first_line(e)})") from None
         return pl.DataFrame(out)
@@ -81,13 +83,13 @@ def _column(table: str, col: str, dtype: pl.DataType, values: list) -> pl.Series
     try:
         s = pl.Series(col, values, dtype=dtype, strict=True)
         return s if s.dtype == dtype else s.cast(dtype, strict=True)  # numpy arrays give Array(...)
-    except Exception as e:  # polars raises TypeError / ComputeError / overflow errors
+    except _CONVERT_ERRORS as e:
         err = _first_line(e)
     try:
         loose = pl.Series(col, values, dtype=dtype, strict=False)
         back = loose.to_list()
         bad = next((i for i, (a, b) in enumerate(zip(values, back, strict=True)) if not _same(a, b)), None)
-    except Exception as e:
+    except _CONVERT_ERRORS as e:
         err, bad, loose = _first_line(e), 0, None
     if loose is not None and bad is None:
         return loose
@@ -99,7 +101,7 @@ def _column(table: str, col: str, dtype: pl.DataType, values: list) -> pl.Series
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)  # 1 == True == 1.0, but "2" != 2.0 and 1.5 != 1
-    except Exception:  # e.g. numpy arrays
+    except (TypeError, ValueError):  # e.g. numpy arrays (ambiguous truth value)
         return False
 
 
@@ -264,7 +266,7 @@ class RunWriter:
         self.manifest["status"] = status
         self._publish()
 
-    def __enter__(self) -> RunWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -278,8 +280,9 @@ class RunWriter:
             raise SchemaError(f"table 'metrics': expected a dict name -> number, got {type(metrics).__name__}")
         names, values = [], []
         for k, v in metrics.items():
-            if not isinstance(k, str):
-                raise SchemaError(f"table 'metrics': metric name {k!r} is not a string")
+            if not isinstance(k, str) or k in ("step", "wall_s"):
+                raise SchemaError(f"table 'metrics': bad metric name {k!r} (a string other than "
+                                  f"'step' and 'wall_s', which are the wide table's index columns)")
             if v is None:
                 values.append(None)
             else:
