@@ -1,0 +1,13 @@
+"""The Python tool: find the code block of a turn, run it in a sandbox, render the observation.
+
+Importing this package is light (no subprocess starts until a Sandbox is made).
+"""
+
+from taorl.tools.observation import format_observation
+from taorl.tools.parse import CodeBlock, complete_block_end, first_code_block
+from taorl.tools.sandbox import LEVELS, Sandbox, SandboxUnavailable, ToolResult, classify, tool_python
+
+__all__ = [
+    "CodeBlock", "first_code_block", "complete_block_end", "format_observation",
+    "Sandbox", "SandboxUnavailable", "ToolResult", "classify", "tool_python", "LEVELS",
+]
