@@ -196,9 +196,9 @@ class RunWriter:
         if cfg or not (self.run_dir / CONFIG).exists():
             atomic_write_bytes(self.run_dir / CONFIG,
                                yaml.safe_dump(cfg, sort_keys=False).encode())
+        self._publish()  # first: readers stop seeing steps > last_step before they are removed
         if resume:
             self._remove_leftovers()
-        self._publish()
 
     # ------------------------------------------------------------------------------------ public
     @property
