@@ -128,7 +128,11 @@ class Trainer:
         from taorl.tools import Sandbox
 
         # steps after the checkpoint (possibly published before the crash) are rewritten
-        self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step)
+        from taorl import __version__
+
+        self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step,
+                                extra={"model": cfg.model.name, "taorl": __version__, "device": "cpu",
+                                       "backend": cfg.model.backend})
         self.engine = HFEngine(self.policy.model, self.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size,
                                progress=cfg.logging.progress)
         self.sandbox = Sandbox(cfg.tool)
