@@ -123,12 +123,11 @@ class Trainer:
                 state = load_checkpoint(ckpt, self.policy, self.optimizer)
                 self.cursor.restore(state["cursor"])
                 self.start_step = ckpt.step + 1
+        # steps after the checkpoint (possibly published before the crash) are rewritten
+        from taorl import __version__
         from taorl.rollout.hf import HFEngine
         from taorl.store import RunWriter
         from taorl.tools import Sandbox
-
-        # steps after the checkpoint (possibly published before the crash) are rewritten
-        from taorl import __version__
 
         self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step,
                                 extra={"model": cfg.model.name, "taorl": __version__, "device": "cpu",
@@ -219,10 +218,17 @@ class Trainer:
         if os.environ.get(STALL_STEP_ENV) == str(step):
             time.sleep(float(os.environ.get("TAORL_TEST_STALL_S", "600")))
 
-        # 5. update on the kept groups (each repeated 1 + duplicates times under refill=duplicate)
+        # 5. update on the kept groups (each repeated 1 + duplicates times under refill=duplicate);
+        # the rollouts of dropped groups get a no-grad forward first, for the token table only
         train_groups = [g for g in range(n) if kept[g] for _ in range(1 + int(gdec.duplicates[g]))]
+        limit = cfg.logging.token_traj_per_step
+        n_trained = len({g for g in train_groups}) * G
+        room = None if limit is None else max(limit - n_trained, 0)
+        untrained = [(g, i) for g in range(n) if not kept[g] for i in range(G)][:room]
         with timer("train"):
+            inspected = inspect_rollouts(self.policy, cfg, by_group, untrained, adv, weights, self.pad_id)
             train_out = self._update(step, by_group, train_groups, adv, weights)
+        train_out["tokens"].update(inspected)
 
         # 6. metrics and tables
         with timer("log"):
@@ -248,7 +254,6 @@ class Trainer:
             groups = group_rows(by_group, kept, gdec, rewards, truncated)
             traj_rows = trajectory_rows(flat, G, adv, weights, tdec.reasons, kept, gdec.reason,
                                         has_tokens=set(tok))
-            limit = cfg.logging.token_traj_per_step
             chosen = sorted(tok)[:limit] if limit is not None else sorted(tok)
             token_tbl = [r for k in chosen for r in token_rows(flat[k], k, tok[k], self._token_text)]
             for r in traj_rows:
@@ -393,6 +398,8 @@ def _record_tokens(tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None
         lp_samp = np.asarray(t.sample_logprobs, dtype=np.float64)
         post = np.asarray(post_tool_mask(t), dtype=bool) & model
         other = model & ~post
+        if avg is None:
+            continue
         if post.any():
             avg.add("tao/post_tool_entropy", H[post].mean(), post.sum())
         if other.any():
@@ -402,6 +409,30 @@ def _record_tokens(tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None
             d = np.abs(lp_train.astype(np.float64)[model] - lp_samp[model])
             avg.add("sampling/logp_diff_mean", d.mean(), model.sum())
             avg.add_max("sampling/logp_diff_max", d.max())
+
+
+@torch.no_grad()
+def inspect_rollouts(policy, cfg: Config, by_group, keys: list[tuple[int, int]], adv, weights,
+                     pad_id: int) -> dict[int, dict]:
+    """Per-token records (entropy, log-prob, gate, ...) of rollouts that are not trained this step
+    (dropped groups), from a no-grad forward under the sampling weights, so the token table covers
+    them too. Their advantage and weight are 0 (as logged); nothing enters the metrics."""
+    from taorl.algo import TokenBatch, logprobs_and_entropy_from_hidden, tao_loss
+
+    G = cfg.rollout.group_size
+    tokens: dict[int, dict] = {}
+    policy.train_mode(False)
+    for mk in _chunks(keys, cfg.train.micro_batch_size):
+        trajs = [by_group[g][i] for g, i in mk]
+        b = TokenBatch.from_trajectories(trajs, [float(adv[g, i]) for g, i in mk],
+                                         [float(weights[g, i]) for g, i in mk], pad_id)
+        hidden = policy.hidden_states(b.input_ids, b.attention_mask)
+        logp, ent = logprobs_and_entropy_from_hidden(hidden, policy.lm_head_weight, b.targets,
+                                                     cfg.rollout.temperature, cfg.algo.entropy_chunk)
+        b.old_logp = logp
+        _, _, per_tok = tao_loss(b, logp, ent, cfg.algo)
+        _record_tokens(tokens, mk, trajs, logp, ent, per_tok, {}, G, None)
+    return tokens
 
 
 def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
