@@ -11,7 +11,7 @@ CONFIG  ?= configs/default.yaml
 RUNS    ?= runs
 ARGS    ?=
 
-.PHONY: setup train test test-fast dashboard lab notebooks bench browser-deps clean
+.PHONY: setup train test test-fast dashboard lab notebooks bench browser-deps tool-venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,15 @@ setup: $(STAMP)
 browser-deps:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@command -v bwrap >/dev/null || (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || true)
+
+# Interpreter for model-written tool code: Debian's python3 + numpy + sympy in a world-readable venv
+# (uid 65534 must exec it; root's pyenv/.venv cannot be). taorl.tools.sandbox finds it here.
+TOOL_VENV ?= .cache/tool-venv
+tool-venv:
+	@test -x $(TOOL_VENV)/bin/python || (umask 022 && /usr/bin/python3 -m venv $(TOOL_VENV) && \
+	  $(TOOL_VENV)/bin/pip install -q numpy==2.4.6 sympy==1.14.0 mpmath==1.3.0) || \
+	  echo "tool-venv: not built (needs /usr/bin/python3 with venv); the sandbox falls back to /usr/bin/python3"
+	@chmod -R o+rX $(TOOL_VENV) 2>/dev/null || true
 
 train: $(STAMP)
 	$(BIN)/taorl train $(CONFIG) $(ARGS)
