@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -133,8 +134,10 @@ print(json.dumps({"peak_growth_mb": (peak - base) / 1024, "H_mean": float(H.mean
 
 
 def peak_memory(B, T, V, D, chunk, mode, grad) -> dict:
+    # large blocks straight from mmap, so freed chunks go back to the OS and RSS tracks live memory
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "1048576"}
     out = subprocess.run([sys.executable, "-c", MEM_CHILD, json.dumps([B, T, V, D, chunk, mode, grad])],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -77,3 +77,28 @@ def test_token_batch_turn_ok_from_statuses():
     b = TokenBatch.from_trajectories([t], [1.0], [1.0], 0)
     # output_truncated counts as a success (types.OK_STATUSES), no_output does not
     assert b.turn_called.tolist() == [[True, True, False]] and b.turn_ok.tolist() == [[True, False, False]]
+
+
+def test_chunked_logprobs_bf16_weights_upcast_per_chunk():
+    """bf16 hidden/lm_head (the GPU path): logits in bf16 like the model's own head, softmax in fp32."""
+    from taorl.algo import logprobs_and_entropy_from_hidden
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(2, 5, 16, generator=g)
+    W = torch.randn(30, 16, generator=g) * 0.3
+    y = torch.randint(0, 30, (2, 5), generator=g)
+    hb, Wb = h.bfloat16().requires_grad_(True), W.bfloat16().requires_grad_(True)
+    lp, H = logprobs_and_entropy_from_hidden(hb, Wb, y, 1.0, chunk=3)
+    assert lp.dtype == torch.float32 and H.dtype == torch.float32
+    # reference: the same bf16 logits, upcast, fp32 log_softmax
+    ls = torch.log_softmax((hb.detach() @ Wb.detach().T).float(), -1)
+    assert torch.allclose(lp, ls.gather(-1, y[..., None]).squeeze(-1), atol=1e-5)
+    assert torch.allclose(H, -(ls.exp() * ls).sum(-1), atol=1e-5)
+    (lp.sum() + H.sum()).backward()
+    assert hb.grad.dtype == torch.bfloat16 and Wb.grad.dtype == torch.bfloat16
+    # gradients agree with the fp32 computation to bf16 precision
+    h32, W32 = h.requires_grad_(True), W.requires_grad_(True)
+    ls32 = torch.log_softmax(h32 @ W32.T, -1)
+    (ls32.gather(-1, y[..., None]).sum() - (ls32.exp() * ls32).sum()).backward()
+    assert torch.allclose(hb.grad.float(), h32.grad, atol=0.1, rtol=0.05)
+    assert torch.allclose(Wb.grad.float(), W32.grad, atol=0.1, rtol=0.05)
