@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from taorl.config import ToolConfig
-from taorl.tools import Sandbox, SandboxUnavailable, ToolResult, classify
+from taorl.tools import Sandbox, SandboxUnavailable, classify
 from taorl.tools import sandbox as sbmod
 
 CFG = dict(timeout_s=1.5, cpu_s=1, memory_mb=64, max_procs=32, workers=2)

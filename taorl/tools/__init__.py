@@ -8,6 +8,14 @@ from taorl.tools.parse import CodeBlock, complete_block_end, first_code_block
 from taorl.tools.sandbox import LEVELS, Sandbox, SandboxUnavailable, ToolResult, classify, tool_python
 
 __all__ = [
-    "CodeBlock", "first_code_block", "complete_block_end", "format_observation",
-    "Sandbox", "SandboxUnavailable", "ToolResult", "classify", "tool_python", "LEVELS",
+    "LEVELS",
+    "CodeBlock",
+    "Sandbox",
+    "SandboxUnavailable",
+    "ToolResult",
+    "classify",
+    "complete_block_end",
+    "first_code_block",
+    "format_observation",
+    "tool_python",
 ]

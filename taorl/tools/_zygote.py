@@ -71,7 +71,7 @@ for _mod in S["preload"]:
     except Exception:  # absent from this interpreter: the tool runs without it
         pass
 if "numpy" in sys.modules:
-    import numpy.random  # numpy 2 loads it lazily; each child re-seeds it below
+    pass  # numpy 2 loads it lazily; each child re-seeds it below
 gc.collect()
 gc.freeze()  # pre-imported objects leave the collector's view: no copy-on-write storm in each child
 

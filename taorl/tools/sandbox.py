@@ -315,7 +315,7 @@ class _Zygote:
 
 
 # ----------------------------------------------------------------------------------- the pool
-_LIVE: "weakref.WeakSet[Sandbox]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 
 
 @atexit.register
@@ -430,7 +430,7 @@ class Sandbox:
         shutil.rmtree(self._host_base, ignore_errors=True)
         _LIVE.discard(self)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc) -> None:
