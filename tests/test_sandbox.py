@@ -294,18 +294,22 @@ def test_zygotes_die_with_the_parent(tmp_path):
         from taorl.config import ToolConfig
         from taorl.tools import Sandbox
         sb = Sandbox(ToolConfig(isolation="rlimits", workers=2, timeout_s=5))
-        print(" ".join(str(z.proc.pid) for z in sb._all), flush=True)
+        print(sb._host_base, " ".join(str(z.proc.pid) for z in sb._all), flush=True)
         sb.run("import time; time.sleep(0.01)")
         os.kill(os.getpid(), 9)
     """))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    pids = [int(p) for p in out.stdout.split()]
+    host_base, *pids = out.stdout.split()
+    pids = [int(p) for p in pids]
     assert len(pids) == 2
 
     def gone():
         return not any(Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]
                        for p in pids)
     assert wait_until(gone, 5.0)
+    # each zygote removed its call directories on the way out; only the (empty) logs remain
+    assert wait_until(lambda: sorted(p.name for p in Path(host_base).iterdir()) == ["zygote-0.log", "zygote-1.log"])
+    subprocess.run(["rm", "-rf", host_base], check=True)
 
 
 # ---------------------------------------------------------------------------------- fallback
