@@ -200,7 +200,7 @@ def build_policy(cfg: Config, *, model_name: str | None = None) -> Policy:
         except ImportError as e:
             raise UserError(f"model.backend=unsloth: the Unsloth backend is not available here ({e}); "
                             "use model.backend=hf on CPU") from None
-        return UnslothPolicy(mcfg, need_reference=need_ref)
+        return UnslothPolicy(mcfg, need_reference=need_ref, rollout=cfg.rollout, seed=cfg.train.seed)
     from taorl.models import load_model
 
     model, tokenizer = load_model(mcfg)
