@@ -1,0 +1,1 @@
+"""Benchmark evaluation: the runner (`evaluate`), the maths (`metrics`), the `taorl eval` command."""
