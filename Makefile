@@ -25,12 +25,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "taorl installed in $(VENV)"
 
-setup: $(STAMP)
+setup: $(STAMP) tool-venv
 
 # Debian's Chromium for the browser tests (needs root and apt; skipped where already present)
+# and bubblewrap, one of the sandbox's isolation levels (the sandbox falls back without it).
 browser-deps:
-	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
-	@command -v bwrap >/dev/null || (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || true)
+	@if ! test -x /usr/bin/chromium || ! command -v bwrap >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq chromium bubblewrap >/dev/null; fi
 
 # Interpreter for model-written tool code: Debian's python3 + numpy + sympy in a world-readable venv
 # (uid 65534 must exec it; root's pyenv/.venv cannot be). taorl.tools.sandbox finds it here.
@@ -41,13 +42,13 @@ tool-venv:
 	  echo "tool-venv: not built (needs /usr/bin/python3 with venv); the sandbox falls back to /usr/bin/python3"
 	@chmod -R o+rX $(TOOL_VENV) 2>/dev/null || true
 
-train: $(STAMP)
+train: $(STAMP) tool-venv
 	$(BIN)/taorl train $(CONFIG) $(ARGS)
 
-test: $(STAMP) browser-deps
+test: $(STAMP) tool-venv browser-deps
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) tool-venv
 	$(BIN)/python -m pytest -q -m "not slow and not browser" $(ARGS)
 
 dashboard: $(STAMP)
