@@ -80,6 +80,8 @@ class VllmConfig(_Strict):
     sleep_between_phases: bool = True
     enforce_eager: bool = False
     max_num_seqs: int = Field(512, ge=1)
+    # dtype of the standalone engine's weights ("auto": model.dtype); bf16 rollouts of fp32 master weights
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
 
 
 class RolloutConfig(_Strict):

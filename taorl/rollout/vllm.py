@@ -221,7 +221,7 @@ class VLLMEngine:
         # in-process engine core: the trainer's tensors reach the vLLM model by reference on sync
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         path = getattr(policy, "model_path", None) or gpu.model_dir(mc)
-        dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}[mc.dtype]
+        dtype = mc.dtype if vc.dtype == "auto" else vc.dtype  # "auto" follows the trainer's weights
         llm = vllm.LLM(model=str(path), tokenizer=str(path), dtype=dtype, seed=cfg.train.seed,
                        gpu_memory_utilization=vc.gpu_memory_utilization, max_num_seqs=vc.max_num_seqs,
                        max_model_len=mc.max_seq_len, enforce_eager=vc.enforce_eager,
