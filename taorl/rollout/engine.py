@@ -27,8 +27,9 @@ Semantics every engine must follow:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 Finish = Literal["stop", "eos", "length"]
 

@@ -35,7 +35,7 @@ model token and turn[t] - 1 is a called turn.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from taorl.rollout.engine import Completion, SamplingParams
 from taorl.types import SEG_MODEL, SEG_TOOL, ToolCall, Trajectory

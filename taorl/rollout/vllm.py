@@ -54,8 +54,9 @@ import itertools
 import os
 import time
 import warnings
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from taorl.errors import UserError
 from taorl.rollout.engine import Completion, SamplingParams
@@ -212,7 +213,7 @@ class VLLMEngine:
 
     # -------------------------------------------------------------------------------- construction
     @classmethod
-    def standalone(cls, cfg, policy) -> "VLLMEngine":
+    def standalone(cls, cfg, policy) -> VLLMEngine:
         """Our own vllm.LLM on the policy's model directory, colocated on the same GPU."""
         from taorl import gpu
 
@@ -232,7 +233,7 @@ class VLLMEngine:
                    sleep_between_phases=vc.sleep_between_phases, max_model_len=mc.max_seq_len)
 
     @classmethod
-    def from_unsloth(cls, cfg, policy) -> "VLLMEngine":
+    def from_unsloth(cls, cfg, policy) -> VLLMEngine:
         """The engine inside an Unsloth policy loaded with fast_inference=True (shared weights)."""
         llm = getattr(policy, "vllm_engine", None)
         if llm is None:
@@ -421,8 +422,7 @@ def _engine_logprobs_mode(llm) -> str | None:
 def _strip_peft(name: str) -> str:
     """peft parameter name -> the plain transformers name vLLM's load_weights expects."""
     for prefix in ("base_model.model.",):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
+        name = name.removeprefix(prefix)
     return name.replace(".base_layer.", ".")
 
 
@@ -441,7 +441,6 @@ def merged_lora_weights(peft_model, adapter: str = "default") -> Iterator[tuple[
     computed in fp32 and cast to W's dtype; W itself is never modified. Layers without LoRA are
     not sent (they do not change under LoRA training).
     """
-    import torch
 
     for name, mod in peft_model.named_modules():
         lora_a = getattr(mod, "lora_A", None)
