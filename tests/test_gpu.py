@@ -1,0 +1,273 @@
+"""The GPU path on a CPU machine: lazy imports, interfaces, configs, clear errors, and the pure parts
+of the vLLM engine (code-block cut, LoRA merge for weight sync, streaming adapter) on real models.
+
+What needs a GPU is in tests/test_gpu_device.py (marked `gpu`, skipped without CUDA).
+"""
+
+import inspect
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from taorl.errors import UserError
+
+ROOT = Path(__file__).parents[1]
+GPU_CONFIGS = ["gpu_smoke", "qwen2.5-1.5b", "qwen3-4b-base", "qwen2.5-7b"]
+PAPER_CONFIGS = GPU_CONFIGS[1:]
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error path")
+
+
+# ------------------------------------------------------------------------------------ lazy imports
+def test_cpu_imports_never_load_the_gpu_stack():
+    code = (
+        "import sys, taorl\n"
+        "assert 'torch' not in sys.modules, 'import taorl pulled in torch'\n"
+        "import taorl.gpu, taorl.rollout.vllm, taorl.rollout.factory, taorl.rollout.loop, taorl.rollout.hf\n"
+        "import taorl.train.trainer, taorl.train.policy, taorl.train.policy_unsloth, taorl.config\n"
+        "bad = [m for m in ('vllm', 'unsloth', 'unsloth_zoo', 'trl') if m in sys.modules]\n"
+        "print('LOADED', bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout
+
+
+# -------------------------------------------------------------------------------------- interfaces
+def _params(fn):
+    return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_vllm_engine_has_the_engine_interface():
+    from taorl.rollout.engine import Engine
+    from taorl.rollout.vllm import BatchStream, StreamingEngine, VLLMEngine
+
+    for name in ("generate", "sync"):
+        assert _params(getattr(VLLMEngine, name)) == _params(getattr(Engine, name)), name
+    for name in ("submit", "poll", "pending"):
+        assert _params(getattr(VLLMEngine, name)) == _params(getattr(StreamingEngine, name)), name
+        assert _params(getattr(BatchStream, name)) == _params(getattr(StreamingEngine, name)), name
+    # the policy backend implements every method of the Policy interface
+    from taorl.train.policy import Policy
+    from taorl.train.policy_unsloth import UnslothPolicy
+
+    for name, fn in inspect.getmembers(Policy, inspect.isfunction):
+        assert _params(getattr(UnslothPolicy, name)) == _params(fn), name
+
+
+# ----------------------------------------------------------------------------------------- configs
+@pytest.mark.parametrize("name", GPU_CONFIGS)
+def test_gpu_configs_load_and_say_how_to_run(name):
+    from taorl.config import load_config
+
+    path = ROOT / "configs" / f"{name}.yaml"
+    cfg = load_config(path)
+    head = path.read_text().splitlines()
+    assert head[0] == f"# taorl train configs/{name}.yaml"
+    assert any("ESTIMATE" in line for line in head[:20]), "expected memory must be marked as an estimate"
+    assert cfg.model.backend == "unsloth" and cfg.rollout.engine == "vllm"
+
+
+@pytest.mark.parametrize("name", PAPER_CONFIGS)
+def test_paper_configs_carry_the_spec_hyper_parameters(name):
+    from taorl.config import load_config
+
+    c = load_config(ROOT / "configs" / f"{name}.yaml")
+    got = (c.train.lr, c.train.grad_clip, c.train.ppo_epochs, c.rollout.batch_prompts, c.rollout.group_size,
+           c.train.mini_batch_prompts, c.rollout.temperature, c.rollout.max_response_tokens, c.rollout.max_turns,
+           c.eval.n, c.eval.temperature, c.eval.top_p, c.eval.max_turns)
+    assert got == (1e-6, 1.0, 1, 256, 16, 128, 1.0, 4000, 5, 16, 1.0, 0.7, 10)
+    # the sampling log-probs equal log_softmax(z/T) only without truncation during training
+    assert c.rollout.top_p == 1.0 and c.rollout.top_k == 0
+
+
+def test_smoke_config_is_a_random_qwen2_without_download():
+    from taorl.config import load_config
+
+    c = load_config(ROOT / "configs" / "gpu_smoke.yaml")
+    assert c.model.name == "tiny-qwen2" and c.model.init_overrides and c.train.steps == 3
+
+
+# ------------------------------------------------------------------------------- clear user errors
+@no_cuda
+@pytest.mark.parametrize("override,key", [("model.backend=unsloth", "model.backend=unsloth"),
+                                          ("rollout.engine=vllm", "rollout.engine=vllm")])
+def test_gpu_choices_without_cuda_are_user_errors(override, key):
+    from taorl.config import load_config
+    from taorl.gpu import preflight
+
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", [override])
+    with pytest.raises(UserError, match=f"{key}: needs a CUDA GPU"):
+        preflight(cfg)
+
+
+@no_cuda
+def test_build_policy_and_engine_without_cuda_are_user_errors():
+    from taorl.config import load_config
+    from taorl.rollout.factory import build_engine
+    from taorl.train.policy import build_policy
+
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["model.backend=unsloth"])
+    with pytest.raises(UserError, match="model.backend=unsloth: needs a CUDA GPU"):
+        build_policy(cfg)
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["rollout.engine=vllm"])
+    with pytest.raises(UserError, match="rollout.engine=vllm: needs a CUDA GPU"):
+        build_engine(cfg, policy=None)
+
+
+def test_cpu_path_preflight_is_silent():
+    from taorl.config import load_config
+    from taorl.gpu import preflight
+
+    assert preflight(load_config(ROOT / "configs" / "tiny.yaml")) is None
+
+
+def test_missing_package_and_versions():
+    from taorl import gpu
+
+    with pytest.raises(UserError, match="'surely_not_installed_pkg' is not installed; install the GPU extra"):
+        gpu.require_package("surely_not_installed_pkg", "rollout.engine=vllm")
+    with pytest.raises(UserError, match=r"vllm 0\.8\.5 is too old for taorl \(need >= 0\.10\.2"):
+        gpu.check_version("vllm", "0.8.5")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert gpu.check_version("vllm", "0.26.0+cu130") is None  # the tested release: silent
+        assert "tested with vllm 0.26.0" in gpu.check_version("vllm", "0.27.1")
+    assert len(w) == 1
+    assert gpu._vtuple("2026.10.9") > gpu._vtuple("2025.3.0")
+
+
+def test_unsloth_mode_needs_the_unsloth_backend():
+    from taorl.config import load_config
+    from taorl.gpu import preflight
+
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["rollout.engine=vllm", "rollout.vllm.mode=unsloth"])
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="needs a CUDA GPU"):
+            preflight(cfg)
+    else:  # pragma: no cover - GPU machines
+        with pytest.raises(UserError, match="needs model.backend=unsloth"):
+            preflight(cfg)
+
+
+# ------------------------------------------------------------------------ the code-block stop cut
+TEXTS = [
+    "Let me compute it.\n```python\nprint(17 * 23)\n```\nThe product is printed above.",
+    "Use ``` fences, like this:\n```py\nx = 40 + 2\nprint(x)\n```",
+    "No block here, only `ticks` and ``` an unterminated fence\n```python\nprint(1)",
+    "```text\nnot run ```\n```\nthen\n```python\ns = '```'\nprint(s)\n```\n\nmore",
+]
+
+
+def _brute_cut(tok, ids):
+    """Independent reference: the first prefix length whose decoded text holds a complete block."""
+    from taorl.tools.parse import complete_block_end
+
+    for n in range(1, len(ids) + 1):
+        if complete_block_end(tok.decode(ids[:n])) is not None:
+            return n
+    return None
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_block_cut_matches_brute_force_whole_and_streamed(tiny_tokenizer, text):
+    from taorl.rollout.hf import backtick_ids
+    from taorl.rollout.vllm import block_cut
+
+    tok = tiny_tokenizer
+    ticks = backtick_ids(tok)
+    ids = tok.encode(text, add_special_tokens=False)
+    want = _brute_cut(tok, ids)
+    assert block_cut(tok, ids, 0, ticks) == want
+    # streamed in deltas of 3 ids, as vLLM steps return them: the same cut, found at the right delta
+    seen, got = [], None
+    for a in range(0, len(ids), 3):
+        start = len(seen)
+        seen += ids[a:a + 3]
+        got = block_cut(tok, seen, start, ticks)
+        if got is not None:
+            break
+    assert got == want
+    if want is not None:  # the kept ids end exactly at the token that closed the block
+        from taorl.tools.parse import complete_block_end
+
+        assert complete_block_end(tok.decode(ids[:want])) is not None
+        assert complete_block_end(tok.decode(ids[:want - 1])) is None
+
+
+def test_small_helpers():
+    from dataclasses import dataclass
+
+    from taorl.rollout.vllm import finish_of, request_cap, request_seed, token_logprob
+
+    @dataclass
+    class Logprob:  # the shape of vllm.logprobs.Logprob
+        logprob: float
+
+    assert token_logprob({5: Logprob(-0.25), 7: Logprob(-3.0)}, 5) == -0.25
+    assert token_logprob({5: -1.5}, 5) == -1.5
+    assert finish_of("length") == "length" and finish_of("stop") == "eos"
+    with pytest.raises(RuntimeError, match="abort"):
+        finish_of("abort")
+    assert request_cap(100, 50, 4096) == 50 and request_cap(4090, 50, 4096) == 6
+    assert request_cap(5000, 50, 4096) == 0 and request_cap(10, 7, None) == 7
+    seeds = {request_seed(s, i) for s in range(3) for i in range(256)}
+    assert len(seeds) == 3 * 256 and all(0 <= x < 2**31 - 1 for x in seeds)
+
+
+# ------------------------------------------------------------------------------- weight transfer
+def test_merged_lora_weights_equal_peft_merge(tiny_model):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    from taorl.rollout.vllm import full_weights, merged_lora_weights
+
+    base = copy.deepcopy(tiny_model)
+    plain_keys = set(base.state_dict())
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # B starts at zero: make the adapter non-trivial
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    merged = dict(merged_lora_weights(model))
+    # names are plain transformers names, one per adapted layer (2 layers x 3 modules)
+    assert len(merged) == 6 and set(merged) <= plain_keys
+    ref = copy.deepcopy(model).merge_and_unload().state_dict()
+    for k, v in merged.items():
+        torch.testing.assert_close(v, ref[k], rtol=0, atol=1e-6)
+        assert not torch.equal(v, before["base_model.model." + k.replace(".weight", ".base_layer.weight")])
+    # the training weights were not touched
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # full fine-tuning sends every tensor once: the tiny model ties lm_head to the embeddings
+    assert tiny_model.config.tie_word_embeddings
+    names = {k for k, _ in full_weights(tiny_model)}
+    assert names == {k for k in plain_keys if "rotary_emb" not in k} - {"lm_head.weight"}
+
+
+# ------------------------------------------------------------------------- streaming on the hf engine
+def test_batch_stream_equals_one_generate_call(tiny_model, tiny_tokenizer):
+    from taorl.rollout.engine import SamplingParams
+    from taorl.rollout.hf import HFEngine
+    from taorl.rollout.vllm import BatchStream, StreamingEngine
+
+    tok = tiny_tokenizer
+    prompts = [tok.encode(t) for t in ("Compute 2+2.", "What is 7*6? Use Python.", "Hello")]
+    sp = SamplingParams(temperature=1.0, max_tokens=12, stop_at_code_block=True, seed=5)
+    want = HFEngine(tiny_model, tok, gen_batch_size=8).generate(prompts, sp, max_tokens=[12, 4, 9])
+    stream = BatchStream(HFEngine(tiny_model, tok, gen_batch_size=8))
+    assert isinstance(stream, StreamingEngine)
+    for key, (p, cap) in zip("abc", zip(prompts, [12, 4, 9])):
+        stream.submit(key, p, sp, max_tokens=cap)
+    assert stream.pending() == 3
+    got = dict(stream.poll())
+    assert stream.pending() == 0 and stream.poll() == []
+    for key, w in zip("abc", want):
+        assert got[key].token_ids == w.token_ids and got[key].logprobs == w.logprobs
+    assert len(got["b"].token_ids) <= 4
