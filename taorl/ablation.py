@@ -303,14 +303,15 @@ def decide(trajs: list, cfg: Config, *, seed: int = 0, batch_prompts: int | None
                      n_valid=gdec.n_valid)
 
 
-def token_frame(trajs: list, dec: Decisions, cfg: Config, policy, *, all_groups: bool = True) -> pl.DataFrame:
-    """One forward of `policy` over the trajectories -> per model/tool token: entropy, gate, Ĥ,
-    factor (1 + a·g·Ĥ), advantage Â and shaped Ã, exactly as tao_loss computes them.
+def token_frame(trajs: list, dec: Decisions, cfg: Config, policy, *, step: int = 0) -> pl.DataFrame:
+    """One forward of `policy` over the trajectories -> one row per response token with what
+    tao_loss computes for it: entropy H, gate g, post-tool flag, Ĥ, factor (1 + a·g·Ĥ), Â, Ã, weight.
 
-    policy: a taorl.train.policy.Policy (hidden_states, lm_head_weight). With all_groups the
-    advantages of dropped groups are still 0 but their tokens are shown (gate and entropy).
-    Columns: group, index, turn, r (response position), segment, token_id, entropy, gate,
-    post_tool, entropy_norm, factor, advantage, shaped_advantage, weight, offset.
+    policy: a taorl.train.policy.Policy (hidden_states, lm_head_weight, tokenizer). The columns
+    follow the run store's token table (step, traj, pos, turn, token_id, token, segment, offset,
+    entropy, logprob_sample, logprob_train, advantage, shaped_advantage, weight, gate), so
+    taorl.viz.token_html and taorl.store.queries.boundary_stats take it as it is, plus group,
+    index, post_tool, entropy_norm, factor. Entropy is null on tool tokens.
     """
     import torch
 
@@ -318,42 +319,85 @@ def token_frame(trajs: list, dec: Decisions, cfg: Config, policy, *, all_groups:
     from taorl.train.metrics import offsets_since_tool
     from taorl.types import SEGMENT_NAMES
 
-    keep = [t for t in trajs if all_groups or bool(dec.weights[t.group].sum() > 0)]
-    pad = policy.tokenizer.pad_token_id if policy.tokenizer.pad_token_id is not None else 0
-    a = torch.tensor([float(dec.adv[t.group, t.index]) for t in keep])
-    w = torch.tensor([float(dec.weights[t.group, t.index]) for t in keep])
-    batch = TokenBatch.from_trajectories(keep, a, w, pad)
+    tok = policy.tokenizer
+    G = 1 + max(t.index for t in trajs)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    a = torch.tensor([float(dec.adv[t.group, t.index]) for t in trajs])
+    w = torch.tensor([float(dec.weights[t.group, t.index]) for t in trajs])
+    batch = TokenBatch.from_trajectories(trajs, a, w, pad)
     with torch.no_grad():
         hidden = policy.hidden_states(batch.input_ids, batch.attention_mask)
         logp, ent = logprobs_and_entropy_from_hidden(hidden, policy.lm_head_weight, batch.targets,
                                                      cfg.rollout.temperature, cfg.algo.entropy_chunk)
     batch.old_logp = logp.detach()
     _, _, pt = tao_loss(batch, logp, ent, cfg.algo)
-    cols: dict[str, list] = {k: [] for k in ("group", "index", "turn", "r", "segment", "token_id", "entropy",
-                                             "gate", "post_tool", "entropy_norm", "factor", "advantage",
-                                             "shaped_advantage", "weight", "offset")}
-    for j, t in enumerate(keep):
+    per_tok = {"entropy": pt["entropy"], "logprob_train": logp, "advantage": pt["adv"],
+               "shaped_advantage": pt["shaped_adv"], "weight": pt["weight"], "gate": pt["gate"],
+               "post_tool": pt["post_tool"], "entropy_norm": pt["entropy_norm"], "factor": pt["factor"]}
+    cols: dict[str, list] = {k: [] for k in ("traj", "group", "index", "pos", "turn", "token_id", "token",
+                                             "segment", "offset", "logprob_sample", *per_tok)}
+    texts: dict[int, str] = {}
+    for j, t in enumerate(trajs):
         P, L = len(t.prompt_ids), len(t.response_ids)
         sl = slice(P - 1, P - 1 + L)
-
-        def take(x, j=j, sl=sl):
-            return x[j, sl].float().tolist()
-
+        cols["traj"] += [t.group * G + t.index] * L
         cols["group"] += [t.group] * L
         cols["index"] += [t.index] * L
+        cols["pos"] += list(range(P, P + L))
         cols["turn"] += list(t.turn)
-        cols["r"] += list(range(L))
-        cols["segment"] += [SEGMENT_NAMES[s] for s in t.segment]
         cols["token_id"] += list(t.response_ids)
-        cols["entropy"] += take(pt["entropy"])
-        cols["gate"] += take(pt["gate"])
-        cols["post_tool"] += take(pt["post_tool"])
-        cols["entropy_norm"] += take(pt["entropy_norm"])
-        cols["factor"] += take(pt["factor"])
-        cols["advantage"] += take(pt["adv"])
-        cols["shaped_advantage"] += take(pt["shaped_adv"])
-        cols["weight"] += take(pt["weight"])
+        cols["token"] += [texts.setdefault(i, tok.decode([i])) for i in t.response_ids]
+        cols["segment"] += [SEGMENT_NAMES[s] for s in t.segment]
         cols["offset"] += offsets_since_tool(t)
-    df = pl.DataFrame(cols, schema_overrides={"offset": pl.Int64})
-    # entropy is only meaningful where a model token is predicted
-    return df.with_columns(pl.when(pl.col("segment") == "model").then(pl.col("entropy")).alias("entropy"))
+        cols["logprob_sample"] += list(t.sample_logprobs)
+        for k, x in per_tok.items():
+            cols[k] += x[j, sl].float().tolist()
+    df = pl.DataFrame(cols, schema_overrides={"offset": pl.Int32, "traj": pl.Int32, "pos": pl.Int32,
+                                              "turn": pl.Int32})
+    model = pl.col("segment") == "model"
+    return df.with_columns(
+        pl.lit(step, pl.Int64).alias("step"),
+        pl.when(model).then(pl.col("entropy")).alias("entropy"),
+        pl.when(model).then(pl.col("logprob_train")).alias("logprob_train"),
+    ).select("step", *cols)
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def evaluate_arms(results: ArmResults, problems: list, *, n: int = 4, ks: tuple[int, ...] = (1,),
+                  seed: int = 1234) -> pl.DataFrame:
+    """Avg@n and unbiased Pass@k of every run's final weights on held-out `problems`.
+
+    Each run's last checkpoint is loaded into a policy built from that run's config, and n samples
+    per problem go through the rollout loop with the evaluation protocol (cfg.eval: temperature,
+    top_p, max_turns, max_response_tokens). Returns tidy rows: arm, seed, metric, value, ci_low,
+    ci_high (metrics: avg@n, pass@k for k <= n, tool_call_rate).
+    """
+    from taorl.eval.metrics import mean_ci, summarize
+    from taorl.eval.runner import eval_rollout_config
+    from taorl.rollout.hf import HFEngine
+    from taorl.rollout.loop import run_rollouts
+    from taorl.tools import Sandbox
+    from taorl.train.checkpoint import latest_checkpoint
+    from taorl.train.policy import build_policy
+
+    rows = []
+    for (arm, s), run_dir in results.runs.items():
+        cfg = arm_config(results.base, results.arms[arm], s)
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise UserError(f"evaluate_arms: {run_dir}: no checkpoint (did the run finish?)")
+        policy = build_policy(cfg)
+        policy.load(ckpt.path / "policy")
+        policy.train_mode(False)
+        engine = HFEngine(policy.model, policy.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size)
+        with Sandbox(cfg.tool) as sb:
+            trajs = run_rollouts(engine, sb, problems, n, eval_rollout_config(cfg), cfg.data,
+                                 tool_enabled=cfg.eval.tool, seed=seed, progress=False)
+        counts: dict[int, int] = {}
+        for t in trajs:
+            counts[t.group] = counts.get(t.group, 0) + int(t.reward >= 1.0)
+        metrics = summarize([counts.get(g, 0) for g in range(len(problems))], n, ks=[1, *ks])
+        metrics["tool_call_rate"] = mean_ci([float(t.n_call > 0) for t in trajs])
+        for name, (v, lo, hi) in metrics.items():
+            rows.append({"arm": arm, "seed": s, "metric": name, "value": v, "ci_low": lo, "ci_high": hi})
+    return pl.DataFrame(rows)

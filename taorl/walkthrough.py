@@ -173,3 +173,66 @@ def entropy_by_offset(tokens: pl.DataFrame, max_offset: int = 32) -> pl.DataFram
             .filter(pl.col("offset") <= max_offset)
             .group_by("offset").agg(pl.col("entropy").mean().alias("entropy"), pl.len().alias("n"))
             .sort("offset"))
+
+
+# ------------------------------------------------------------------------------ demo material
+def _codes(p) -> dict[str, str]:
+    """Variants of a procedural problem's reference program, one per tool-call outcome."""
+    code = p.meta["solution_code"]
+    return {
+        "ok": code,
+        "syntax_error": code.replace("print(", "print((", 1),  # an unclosed parenthesis
+        "runtime_error": "print(value_we_never_defined)",
+        "no_output": code.replace("print(", "value = (", 1),  # runs, prints nothing
+    }
+
+
+def demo_scripts(problems: list) -> list[list[list[str]]]:
+    """Four hand-written rollouts for each of the first four procedural problems, chosen so that one
+    step meets every case the filters handle (the answers and programs come from the problems):
+
+    group 0  mixed:      tool ok + right | syntax error + wrong | void turn | no tool + right
+    group 1  all right:  ρ = 1, zero variance (criterion 2 drops it)
+    group 2  all wrong:  ρ = 0, zero variance; failing tools
+    group 3  mixed:      runtime error then right anyway | tool ok + wrong | no_output, then ok, right |
+                         no tool + wrong
+    """
+    if len(problems) < 4:
+        raise ValueError("demo_scripts: needs 4 procedural problems")
+    out = []
+    for g, p in enumerate(problems[:4]):
+        c = _codes(p)
+        right, wrong = p.answer, str(int(p.answer) + 1)
+
+        def call(kind: str) -> str:
+            return f"Let me compute it.\n```python\n{c[kind]}\n```"
+
+        def box(x: str) -> str:
+            return f"\nSo the answer is \\boxed{{{x}}}."
+
+        if g == 0:
+            out.append([[call("ok"), box(right)], [call("syntax_error"), box(wrong)],
+                        ["I am not sure where to start."], [f"In my head: \\boxed{{{right}}}."]])
+        elif g == 1:
+            out.append([[call("ok"), box(right)], [call("ok"), box(right)],
+                        [f"Easy: \\boxed{{{right}}}."], [call("ok"), box(right)]])
+        elif g == 2:
+            out.append([[call("runtime_error"), box(wrong)], [call("syntax_error"), box(wrong)],
+                        [call("no_output"), box(wrong)], [f"I guess \\boxed{{{wrong}}}."]])
+        else:
+            out.append([[call("runtime_error"), box(right)], [call("ok"), box(wrong)],
+                        [call("no_output"), "Nothing printed; print it.\n```python\n" + c["ok"] + "\n```",
+                         box(right)],
+                        [f"Roughly \\boxed{{{wrong}}}."]])
+    return out
+
+
+def notebook_runs_dir(name: str) -> "Path":
+    """Where a notebook writes its runs: $TAORL_NOTEBOOK_RUNS/<name> (tests point it at a temp dir),
+    else <repo>/runs/notebooks/<name>."""
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("TAORL_NOTEBOOK_RUNS")
+    base = Path(root) if root else Path(__file__).resolve().parents[1] / "runs" / "notebooks"
+    return base / name
