@@ -8,6 +8,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from taorl.config import ModelConfig
 from taorl.train.policy import HFPolicy
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _model(seed=0):
     torch.manual_seed(seed)

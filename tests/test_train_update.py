@@ -14,6 +14,8 @@ from taorl.train.policy import HFPolicy
 from taorl.train.trainer import ppo_update
 from taorl.types import SEG_MODEL, SEG_TOOL, ToolCall, Trajectory
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 G = 4
 
 
@@ -84,9 +86,10 @@ def test_micro_batches_accumulate_to_the_mini_batch_gradient(agg):
     loss.backward()
     ref = {n: (q - q.grad).detach() for n, q in p.model.named_parameters()}
     for state, l in results:
-        assert l == pytest.approx(float(loss.detach()), rel=1e-5, abs=1e-7)
+        assert l == pytest.approx(float(loss.detach()), rel=1e-4, abs=2e-5)  # fp32 sums of O(1) terms that cancel
         for n, v in ref.items():
-            assert torch.allclose(state[n], v, atol=2e-6), n
+            err = (state[n] - v).abs().max()
+            assert err <= 1e-4 * max(1.0, float(v.abs().max())), (n, float(err))
 
 
 def test_old_logprobs_recomputed_only_for_several_updates():

@@ -86,12 +86,12 @@ def probe(policy, sandbox, cfg: Config, seed: int) -> dict[str, float]:
 
 def sft_loss(policy, batch, cfg: Config) -> torch.Tensor:
     """Mean negative log-likelihood of the model tokens of the batch (loss_mask)."""
-    from taorl.algo import logprobs_and_entropy_from_hidden
+    from taorl.train.trainer import token_logprobs_and_entropy
 
     hidden = policy.hidden_states(batch.input_ids, batch.attention_mask)
-    # temperature 1: the plain next-token distribution
-    logp, _ = logprobs_and_entropy_from_hidden(hidden, policy.lm_head_weight, batch.targets, 1.0,
-                                               cfg.algo.entropy_chunk)
+    # temperature 1: the plain next-token distribution; no entropy needed
+    logp, _ = token_logprobs_and_entropy(hidden, policy.lm_head_weight, batch.targets, batch.loss_mask, 1.0,
+                                         cfg.algo.entropy_chunk, with_entropy=False)
     mask = batch.loss_mask.to(logp.dtype)
     return -(logp * mask).sum() / mask.sum().clamp(min=1.0)
 
@@ -136,7 +136,7 @@ def run_sft(cfg: Config, out: str | Path) -> dict:
             for g in opt.param_groups:
                 g["lr"] = sc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / max(sc.steps, 1))))
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")

@@ -59,6 +59,28 @@ STALL_STEP_ENV = "TAORL_TEST_STALL_STEP"
 OWN_ENTROPY_METRICS = ("entropy", "tao/post_tool_entropy", "tao/other_entropy")
 
 
+def token_logprobs_and_entropy(hidden: torch.Tensor, lm_head_weight: torch.Tensor, targets: torch.Tensor,
+                               mask: torch.Tensor, temperature: float, chunk: int,
+                               with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(target_t) and H_t at the positions where mask > 0 (zero elsewhere), [B, T] each.
+
+    Only the loss positions (model tokens) go through the vocabulary projection: prompt and
+    observation positions never need it, and with a 49k vocabulary it is the costliest matmul.
+    """
+    from taorl.algo import logprobs_and_entropy_from_hidden
+
+    sel = mask > 0
+    logp = torch.zeros(targets.shape, dtype=torch.float32)
+    ent = torch.zeros(targets.shape, dtype=torch.float32)
+    if not bool(sel.any()):
+        return logp + 0.0 * hidden.sum(), ent  # keeps the graph connected for backward()
+    lp, h = logprobs_and_entropy_from_hidden(hidden[sel][None], lm_head_weight, targets[sel][None],
+                                             temperature, chunk, with_entropy=with_entropy)
+    logp = logp.to(lp.dtype).masked_scatter(sel, lp[0])
+    ent = ent.to(h.dtype).masked_scatter(sel, h[0])
+    return logp, ent
+
+
 def step_seed(seed: int, step: int) -> int:
     """A well-mixed 63-bit seed for step `step` of a run seeded with `seed`."""
     return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -102,7 +124,6 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         seed_everything(cfg.train.seed)
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         # cheap inputs first, so a malformed data file fails before the model loads
         self.problems = load_train_problems(cfg.data)
         if not self.problems:
@@ -287,7 +308,7 @@ def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int]
     once per copy; adv, weights: [N, G]. after_step() runs after every optimizer step (engine sync).
     Returns {"metrics": {...}, "tokens": {traj id: per-response-token arrays}}.
     """
-    from taorl.algo import TokenBatch, agg_denominator, logprobs_and_entropy_from_hidden, tao_loss
+    from taorl.algo import TokenBatch, agg_denominator, tao_loss
 
     acfg = cfg.algo
     temp = cfg.rollout.temperature
@@ -311,8 +332,8 @@ def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int]
     def forward(batch, grad: bool):
         with torch.set_grad_enabled(grad):
             hidden = policy.hidden_states(batch.input_ids, batch.attention_mask)
-            return logprobs_and_entropy_from_hidden(hidden, policy.lm_head_weight, batch.targets,
-                                                    temp, acfg.entropy_chunk)
+            return token_logprobs_and_entropy(hidden, policy.lm_head_weight, batch.targets, batch.loss_mask,
+                                              temp, acfg.entropy_chunk)
 
     # old log-probs: recomputed under the sampling weights when there is more than one update
     old: dict[tuple[int, int], torch.Tensor] = {}
@@ -417,7 +438,7 @@ def inspect_rollouts(policy, cfg: Config, by_group, keys: list[tuple[int, int]],
     """Per-token records (entropy, log-prob, gate, ...) of rollouts that are not trained this step
     (dropped groups), from a no-grad forward under the sampling weights, so the token table covers
     them too. Their advantage and weight are 0 (as logged); nothing enters the metrics."""
-    from taorl.algo import TokenBatch, logprobs_and_entropy_from_hidden, tao_loss
+    from taorl.algo import TokenBatch, tao_loss
 
     G = cfg.rollout.group_size
     tokens: dict[int, dict] = {}
@@ -427,8 +448,8 @@ def inspect_rollouts(policy, cfg: Config, by_group, keys: list[tuple[int, int]],
         b = TokenBatch.from_trajectories(trajs, [float(adv[g, i]) for g, i in mk],
                                          [float(weights[g, i]) for g, i in mk], pad_id)
         hidden = policy.hidden_states(b.input_ids, b.attention_mask)
-        logp, ent = logprobs_and_entropy_from_hidden(hidden, policy.lm_head_weight, b.targets,
-                                                     cfg.rollout.temperature, cfg.algo.entropy_chunk)
+        logp, ent = token_logprobs_and_entropy(hidden, policy.lm_head_weight, b.targets, b.loss_mask,
+                                               cfg.rollout.temperature, cfg.algo.entropy_chunk)
         b.old_logp = logp
         _, _, per_tok = tao_loss(b, logp, ent, cfg.algo)
         _record_tokens(tokens, mk, trajs, logp, ent, per_tok, {}, G, None)
