@@ -309,8 +309,9 @@ def _write(run_dir: Path, steps: int, trajectories_per_step: int, token_trajecto
     cfg = apply_overrides(Config(), [
         f"rollout.group_size={G}", f"rollout.batch_prompts={B}", "rollout.oversample=2.0",
         f"algo.shaping.enabled={str(shaping).lower()}", f"logging.token_traj_per_step={token_trajectories}",
-        f"logging.run_name={Path(run_dir).name}", f"train.steps={steps}", f"train.seed={seed}",
+        f"train.steps={steps}", f"train.seed={seed}",
         "model.name=synthetic", f"train.lr={3e-6 if shaping else 1e-6}"])
+    cfg.logging.run_name = run_dir.name
     coef = cfg.algo.shaping.coef
     eval_every = eval_every or max(1, steps // 10)
     rng = np.random.default_rng(seed)

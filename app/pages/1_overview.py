@@ -1,0 +1,74 @@
+"""1 · Run overview: where the run is, whether it is healthy, and its config."""
+
+import polars as pl
+import streamlit as st
+import yaml
+
+import tao_ui
+from taorl.store.queries import health_flags
+from taorl.viz import curves_figure
+
+sel = tao_ui.current()
+
+
+def last(m: pl.DataFrame, col: str):
+    if col not in m.columns:
+        return None
+    s = m.get_column(col).drop_nulls()
+    return float(s[-1]) if len(s) else None
+
+
+def delta(m: pl.DataFrame, col: str, back: int = 10):
+    if col not in m.columns or len(m) <= back:
+        return None
+    s = m.get_column(col)
+    a, b = s[-1], s[-1 - back]
+    return None if a is None or b is None else float(a) - float(b)
+
+
+def fmt(v, spec: str) -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def body(sel, lr):
+    m = lr.metrics()
+    run = lr.run
+    name = sel.label(sel.primary)
+    status = {"running": "🟢 running", "finished": "🏁 finished", "failed": "🔴 failed"}.get(run.status, run.status)
+    st.title(f"Run overview · {name}")
+    st.caption(f"{status} · last published step **{run.last_step}** · updated {tao_ui.ago(run.updated_at)} · "
+               f"`{run.path}`")
+    dropped = None
+    if "tao/groups_kept" in m.columns:
+        drop_cols = [c for c in m.columns if c.startswith("tao/groups_dropped/")]
+        k = last(m, "tao/groups_kept") or 0.0
+        d = sum(last(m, c) or 0.0 for c in drop_cols)
+        dropped = d / (k + d) if (k + d) > 0 else None
+    c = st.columns(7)
+    c[0].metric("step", f"{run.last_step}")
+    c[1].metric("reward", fmt(last(m, "reward"), ".3f"), fmt(delta(m, "reward"), "+.3f") if delta(m, "reward") is not None else None,
+                help="mean reward of the last step's rollouts (delta: vs 10 steps before)")
+    c[2].metric("accuracy", fmt(last(m, "accuracy"), ".1%"))
+    c[3].metric("entropy", fmt(last(m, "entropy"), ".3f"), help="mean token entropy of trained tokens (nats)")
+    c[4].metric("groups dropped", fmt(dropped, ".0%"), help="share of the last step's sampled groups not trained on")
+    c[5].metric("tokens/s", fmt(last(m, "perf/tokens_per_s"), ",.0f"))
+    c[6].metric("last update", tao_ui.ago(run.updated_at))
+
+    st.subheader("Health")
+    flags = health_flags(m)
+    cols = st.columns(len(flags))
+    for col, f in zip(cols, flags):
+        icon = "✅" if f.ok else "⚠️"
+        col.markdown(f"{icon} **{f.name}**  \n{f.message}  \n<span style='color:#888;font-size:0.8em'>"
+                     f"ok when {f.threshold}</span>", unsafe_allow_html=True)
+
+    show = [x for x in ("reward", "entropy", "tao/post_tool_entropy", "tools/success_rate") if x in m.columns]
+    if show:
+        tao_ui.plot(curves_figure({name: m}, show, smoothing=0.6, colors={name: sel.colors.get(name, "#0072B2")},
+                                  cols=4, height_per_row=250), key="overview-curves")
+    with st.expander("Config", expanded=False):
+        cfg = tao_ui.config_of(lr)
+        st.code(yaml.safe_dump(cfg, sort_keys=False) if cfg else "# no config.yaml", language="yaml")
+
+
+tao_ui.page(sel, body)

@@ -1,0 +1,60 @@
+"""4 · Entropy at tool-call boundaries (the flagship view): mean token entropy vs offset from each
+tool return, by training-step bucket; step × offset heatmap; post-tool vs other tokens; runs side
+by side (e.g. shaping on vs off) with the shaped window drawn."""
+
+import streamlit as st
+
+import tao_ui
+from taorl.store.queries import boundary_heatmap, boundary_profile
+from taorl.viz import boundary_heatmap_figure, boundary_profile_figure, post_tool_figure
+
+sel = tao_ui.current()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _profile(key, _lr, before, after, buckets):
+    return boundary_profile(_lr.boundary_stats(before, after), buckets)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _heat(key, _lr, before, after):
+    return boundary_heatmap(_lr.boundary_stats(before, after))
+
+
+def body(sel, lrs):
+    st.title("Entropy at tool-call boundaries")
+    c1, c2, c3 = st.columns(3)
+    before = c1.slider("tokens before the call", 0, 32, 12, key="b_before")
+    after = c2.slider("tokens after the tool output", 8, 128, 48, step=8, key="b_after")
+    buckets = c3.slider("training-step buckets", 1, 6, 4, key="b_buckets")
+    runs = list(lrs.items())[:3]
+    if len(lrs) > 3:
+        st.caption("Showing the first three runs side by side.")
+    profiles, shaping = {}, {}
+    for p, lr in runs:
+        name = sel.label(p)
+        profiles[name] = _profile(lr.key, lr, before, after, buckets)
+        shaping[name] = tao_ui.shaping_of(tao_ui.config_of(lr))
+    if all(df.is_empty() for df in profiles.values()):
+        st.info("No token rows yet: the trainer writes them for logging.token_traj_per_step rollouts per step.")
+        return
+    titles = " vs ".join(f"{n} (shaping {'on' if s[0] else 'off'})" for n, s in shaping.items())
+    tao_ui.plot(boundary_profile_figure(profiles, shaping, title=f"Mean entropy around tool returns · {titles}"),
+                key="b-profile")
+    st.caption("x = 0 is the first model token after a tool output, −1 the last token before the call's "
+               "output. Bands: 95% CI of the mean. Shaded: tokens the post-tool gate shapes "
+               "(Ã = Â·(1 + a·g·Ĥ)).")
+    cols = st.columns(len(runs))
+    zmax = max((float(d["hi"].max() or 0) for d in profiles.values() if not d.is_empty()), default=None)
+    for col, (p, lr) in zip(cols, runs):
+        with col:
+            tao_ui.plot(boundary_heatmap_figure(_heat(lr.key, lr, before, after), zmax=zmax,
+                                                title=f"{sel.label(p)}: entropy by step × offset"),
+                        key=f"b-heat-{p}")
+    frames = {sel.label(p): lr.metrics() for p, lr in lrs.items()}
+    tao_ui.plot(post_tool_figure(frames, colors=sel.colors,
+                                 title="Post-tool tokens (solid) vs other tokens (dashed) over training"),
+                key="b-post")
+
+
+tao_ui.page(sel, body, multi=True)

@@ -1,0 +1,46 @@
+"""`taorl dashboard [RUNS_DIR]`: start the Streamlit app (app/Home.py) over a run directory or a
+directory of runs, during or after training, and print its URL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from taorl.errors import UserError
+
+APP = Path(__file__).resolve().parents[2] / "app" / "Home.py"
+
+
+def app_path() -> Path:
+    if not APP.is_file():
+        raise UserError(f"{APP}: the dashboard app is missing (taorl dashboard needs a source checkout "
+                        f"or an editable install: pip install -e .)")
+    return APP
+
+
+def streamlit_command(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8501) -> list[str]:
+    """The command line that serves the dashboard (headless; no usage statistics)."""
+    return [sys.executable, "-m", "streamlit", "run", str(app_path()),
+            "--server.headless", "true", "--server.address", host, "--server.port", str(port),
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--", "--runs-dir", str(Path(runs_dir).resolve())]
+
+
+def dashboard_main(args) -> int:
+    runs = Path(args.runs_dir)
+    if not runs.is_dir():
+        raise UserError(f"{runs}: no such directory (expected a run directory or a directory of runs; "
+                        f"write a demo one with: taorl synth {runs}/demo)")
+    cmd = streamlit_command(runs, args.host, args.port)
+    print(f"taorl dashboard: serving {runs.resolve()} at http://{args.host}:{args.port}  (Ctrl-C to stop)",
+          flush=True)
+    env = {**os.environ, "TAORL_RUNS_DIR": str(runs.resolve())}
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        return 130
