@@ -55,11 +55,11 @@ class UnslothPolicy(HFPolicy):
             raise UserError("model.load_in_4bit=true needs model.lora.enabled=true (4-bit weights are frozen)")
         self.model_path = gpu.model_dir(mcfg)
         dtype = None if mcfg.dtype == "auto" else getattr(torch, mcfg.dtype)
-        kwargs = dict(model_name=str(self.model_path), max_seq_length=mcfg.max_seq_len, dtype=dtype,
-                      load_in_4bit=mcfg.load_in_4bit, full_finetuning=not self.lora, random_state=seed)
+        kwargs = {"model_name": str(self.model_path), "max_seq_length": mcfg.max_seq_len, "dtype": dtype,
+                  "load_in_4bit": mcfg.load_in_4bit, "full_finetuning": not self.lora, "random_state": seed}
         if fast:
-            kwargs.update(fast_inference=True, max_lora_rank=mcfg.lora.r,
-                          gpu_memory_utilization=rollout.vllm.gpu_memory_utilization)
+            kwargs.update({"fast_inference": True, "max_lora_rank": mcfg.lora.r,
+                           "gpu_memory_utilization": rollout.vllm.gpu_memory_utilization})
         try:
             model, tokenizer = FastLanguageModel.from_pretrained(**kwargs)
         except (OSError, ValueError) as e:
