@@ -17,6 +17,7 @@ from taorl.store.schema import TABLES
 
 ROOT = Path(__file__).parents[1]
 N_PROBLEMS = 4
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_table(run: Path, table: str) -> pl.DataFrame:
@@ -37,8 +38,9 @@ def primed(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("primed")
     cfg = load_config(ROOT / "configs" / "tiny.yaml", [
-        f"sft.n_examples={N_PROBLEMS}", "sft.steps=80", "sft.lr=3e-3", "sft.batch_size=4",
-        "sft.probe_problems=2", "model.lora.enabled=false", f"logging.runs_dir={d}"])
+        f"sft.n_examples={N_PROBLEMS}", "sft.steps=120", "sft.lr=1e-2", "sft.batch_size=4",
+        "sft.probe_problems=2", "rollout.group_size=2", "rollout.max_turn_tokens=40",
+        "rollout.max_response_tokens=96", "model.lora.enabled=false", f"logging.runs_dir={d}"])
     report = run_sft(cfg, d / "weights")
     problems = generate(N_PROBLEMS, cfg.sft.difficulty, cfg.data.seed + DEMO_SEED_OFFSET)
     write_problems(problems, d / "problems.jsonl")
@@ -66,7 +68,7 @@ def run(primed, tmp_path_factory):
     cfg = load_config(ROOT / "configs" / "tiny.yaml", [
         f"train.init_from={weights}", f"data.train={problems}", "model.lora.enabled=false",
         "rollout.batch_prompts=2", "rollout.oversample=2.0", "rollout.group_size=4", "train.steps=2",
-        "train.checkpoint_every=1", "rollout.max_turn_tokens=48", "rollout.max_response_tokens=128",
+        "train.checkpoint_every=1", "rollout.max_turn_tokens=40", "rollout.max_response_tokens=96",
         "train.lr=1e-4"])
     Trainer(cfg, out).run()
     return out, cfg
