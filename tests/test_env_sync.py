@@ -8,9 +8,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# torch is a range in pyproject.toml (CPU 2.13 here, 2.11 with vLLM on a GPU); the environment file
+# and the Makefile install the exact CPU build.
+TORCH_RANGE, TORCH_PIN = "torch>=2.11,<2.14", "torch==2.13.0"
+
+
 def _pyproject_pins() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = set(project["dependencies"])
+    pins = {TORCH_PIN if d == TORCH_RANGE else d for d in project["dependencies"]}
     for extra in ("app", "notebooks", "dev"):
         pins |= set(project["optional-dependencies"][extra])
     return pins
@@ -31,3 +36,7 @@ def test_environment_yml_matches_pyproject():
 def test_every_pin_is_exact():
     loose = [p for p in _pyproject_pins() if "==" not in p]
     assert loose == [], f"unpinned CPU dependencies: {loose}"
+
+
+def test_makefile_installs_the_same_torch():
+    assert f"pip install -q {TORCH_PIN}" in (ROOT / "Makefile").read_text()
