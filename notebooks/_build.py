@@ -2,11 +2,12 @@
 `.venv/bin/python notebooks/_build.py`. Notebooks call taorl only: their logic lives in
 taorl/ablation.py, taorl/walkthrough.py, taorl.viz and taorl.store."""
 
+import os
 from pathlib import Path
 
 import nbformat as nbf
 
-HERE = Path(__file__).parent
+HERE = Path(os.environ.get("TAORL_NB_OUT") or Path(__file__).parent)  # tests build into a temp dir
 
 
 def header(title, learn, tiny, full, end):
