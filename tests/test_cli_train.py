@@ -1,5 +1,6 @@
 """`taorl train` / `taorl sft` on bad input: exit code 2 and one line naming the file/key."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ TINY = str(ROOT / "configs" / "tiny.yaml")
 
 def _taorl(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "taorl.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=300, check=False)
+                          cwd=cwd or ROOT, timeout=300, check=False,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def _one_line_error(out):

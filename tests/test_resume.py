@@ -13,10 +13,16 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).parents[1]
-# 4 steps, checkpoint after steps 1 and 3; the group filter is off and an entropy bonus is on so that
-# the random tiny model (reward always 0) still has a loss that depends on every weight and rollout
+# 4 steps, checkpoint after steps 1 and 3. The random tiny model always gets reward 0 and writes
+# void turns, so the group filter and the void mask are off and an entropy bonus is on: the loss
+# then depends on every weight and every rollout
 ARGS = ["train.steps=4", "train.checkpoint_every=2", "algo.filter.group.enabled=false",
-        "algo.loss.entropy_coef=0.01", "train.lr=1e-2", "logging.progress=false"]
+        "algo.filter.void_turn_mask=false", "algo.loss.entropy_coef=0.01", "train.lr=1e-2",
+        "logging.progress=false"]
+
+
+# one torch thread: two OpenMP threads spin-wait on each other when the 2 cores are shared
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _cmd(run_dir, resume=False):
@@ -42,7 +48,7 @@ def _losses(run):
 
 def test_sigkill_mid_step_then_resume_matches_uninterrupted(tmp_path):
     killed = tmp_path / "killed"
-    env = {**os.environ, "TAORL_TEST_STALL_STEP": "3", "TAORL_TEST_STALL_S": "600"}
+    env = {**ENV, "TAORL_TEST_STALL_STEP": "3", "TAORL_TEST_STALL_S": "600"}
     proc = subprocess.Popen(_cmd(killed), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
@@ -68,12 +74,14 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted(tmp_path):
     assert ckpts == ["step=000001"]  # step 2 is published but not checkpointed: it will be redone
     assert sorted(_visible(killed, "metrics")["step"].unique().to_list()) == [0, 1, 2]
 
-    out = subprocess.run(_cmd(killed, resume=True), capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run(_cmd(killed, resume=True), capture_output=True, text=True, timeout=300, check=False,
+                         env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"run directory: {killed}" in out.stdout
 
     straight = tmp_path / "straight"
-    out = subprocess.run(_cmd(straight), capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run(_cmd(straight), capture_output=True, text=True, timeout=300, check=False,
+                         env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
 
     assert _manifest(killed)["last_step"] == 3 and _manifest(killed)["status"] == "finished"
