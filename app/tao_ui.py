@@ -187,9 +187,9 @@ def plot(fig, key: str | None = None) -> None:
 
 def current() -> Selection:
     """The sidebar selection made by Home.py for this rerun."""
-    sel = st.session_state.get("_tao_sel")
-    if sel is None:  # a page run on its own (tests of a single page file)
-        sel = st.session_state["_tao_sel"] = sidebar()
+    sel = st.session_state.pop("_tao_sel", None)  # set by Home.py in this very run
+    if sel is None:  # the page script run on its own (AppTest.switch_page runs it directly)
+        sel = sidebar()
     return sel
 
 

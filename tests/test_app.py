@@ -1,0 +1,200 @@
+"""Every dashboard page under streamlit's AppTest on synthetic runs: no exception, and the key
+numbers shown equal those computed here straight from the Parquet files with polars."""
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from taorl.store.synthetic import write_synthetic_run
+
+APP = Path(__file__).parents[1] / "app" / "Home.py"
+PAGES = ["pages/1_overview.py", "pages/2_curves.py", "pages/3_groups.py", "pages/4_boundaries.py",
+         "pages/5_tokens.py", "pages/6_browser.py", "pages/7_group.py", "pages/8_tools.py",
+         "pages/9_benchmarks.py", "pages/10_ablation.py"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    write_synthetic_run(root / "on", steps=10, trajectories_per_step=32, token_trajectories=8, seed=0)
+    write_synthetic_run(root / "off", steps=10, trajectories_per_step=32, token_trajectories=8, seed=1,
+                        shaping=False)
+    return root
+
+
+def app(root: Path, monkeypatch, page: str | None = None, params: dict | None = None) -> AppTest:
+    monkeypatch.setenv("TAORL_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    if page:
+        at.switch_page(page)
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
+    at.run()
+    return at
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def parquet(root: Path, table: str) -> pl.DataFrame:
+    """Read a table directly (independent of taorl.store): step from the partition name."""
+    files = sorted(root.glob(f"{table}/step=*/part-*.parquet"))
+    return pl.concat([pl.read_parquet(f).with_columns(step=pl.lit(int(f.parent.name[5:]))) for f in files])
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(runs, monkeypatch, page):
+    at = app(runs, monkeypatch, page)
+    no_errors(at)
+    assert at.title, f"{page} shows no title"
+
+
+def test_overview_numbers_match_parquet(runs, monkeypatch):
+    at = app(runs, monkeypatch, "pages/1_overview.py", {"run": "on"})
+    no_errors(at)
+    m = parquet(runs / "on", "metrics")
+    last = int(m["step"].max())
+    at_last = dict(m.filter(pl.col("step") == last).select("name", "value").iter_rows())
+    assert metric(at, "step") == str(last) == "9"
+    assert metric(at, "reward") == f"{at_last['reward']:.3f}"
+    assert metric(at, "accuracy") == f"{at_last['accuracy']:.1%}"
+    assert metric(at, "entropy") == f"{at_last['entropy']:.3f}"
+    # dropped share from the groups table itself: not kept / all groups of the last step
+    g = parquet(runs / "on", "groups").filter(pl.col("step") == last)
+    assert metric(at, "groups dropped") == f"{(~g['kept']).sum() / len(g):.0%}"
+    assert metric(at, "tokens/s") == f"{at_last['perf/tokens_per_s']:,.0f}"
+
+
+def test_overview_of_the_other_run_via_query_param(runs, monkeypatch):
+    at = app(runs, monkeypatch, "pages/1_overview.py", {"run": "off"})
+    no_errors(at)
+    m = parquet(runs / "off", "metrics")
+    r = m.filter((pl.col("step") == 9) & (pl.col("name") == "reward"))["value"][0]
+    assert metric(at, "reward") == f"{r:.3f}"
+    assert "off" in at.title[0].value
+
+
+def test_tool_page_counts_match_parquet(runs, monkeypatch):
+    at = app(runs, monkeypatch, "pages/8_tools.py", {"run": "on"})
+    no_errors(at)
+    t = parquet(runs / "on", "trajectories")
+    statuses = t["statuses"].explode().drop_nulls()
+    ok = statuses.is_in(["ok", "output_truncated"]).sum()
+    assert metric(at, "tool calls") == f"{len(statuses):,}"
+    assert metric(at, "success rate") == f"{ok / len(statuses):.1%}"
+    assert metric(at, "calls / rollout") == f"{len(statuses) / len(t):.2f}"
+
+
+def test_token_page_deep_link(runs, monkeypatch):
+    t = parquet(runs / "on", "trajectories").filter(pl.col("has_tokens") & (pl.col("step") == 3)).sort("traj")
+    traj = int(t["traj"][1])
+    row = t.row(1, named=True)
+    at = app(runs, monkeypatch, "pages/5_tokens.py", {"run": "on", "step": "3", "traj": str(traj)})
+    no_errors(at)
+    assert at.selectbox(key="tok_step").value == 3
+    assert at.selectbox(key="tok_traj").value == traj
+    assert metric(at, "advantage Â") == f"{row['advantage']:+.3f}"
+    html = "".join(h.proto.body for h in at.get("html"))
+    tok = parquet(runs / "on", "tokens").filter((pl.col("step") == 3) & (pl.col("traj") == traj))
+    n_model = (tok["segment"] == "model").sum()
+    assert html.count('class="t" style="background:') == n_model  # every model token coloured
+    assert '<span class="tool">' in html or (tok["segment"] == "tool").sum() == 0
+
+
+def test_browser_filters_and_prev_next(runs, monkeypatch):
+    at = app(runs, monkeypatch, "pages/6_browser.py", {"run": "on"})
+    no_errors(at)
+    at.slider(key="br_steps").set_value((0, 9)).run()
+    at.radio(key="br_kept").set_value("masked").run()
+    t = parquet(runs / "on", "trajectories")
+    n = (t["weight"] == 0).sum()
+    assert any(f"**{n:,}** of {len(t):,}" in c.value for c in at.caption)
+    assert "trajectory **1**" in at.markdown[-1].value or any("trajectory **1** of" in m.value for m in at.markdown)
+    at.button(key="br_next").click().run()
+    no_errors(at)
+    assert any(f"trajectory **2** of {n}" in m.value for m in at.markdown)
+
+
+def test_group_page_shows_divergence(runs, monkeypatch):
+    at = app(runs, monkeypatch, "pages/7_group.py", {"run": "on", "step": "2", "group": "1"})
+    no_errors(at)
+    texts = parquet(runs / "on", "trajectories").filter((pl.col("step") == 2) & (pl.col("group") == 1)).sort("index")["text"]
+    k = 0
+    while all(len(s) > k for s in texts) and len({s[k] for s in texts}) == 1:
+        k += 1
+    assert any(f"share their first **{k}** characters" in c.value for c in at.caption)
+
+
+def test_benchmark_best_checkpoint(runs, monkeypatch):
+    at = app(runs, monkeypatch, "pages/9_benchmarks.py", {"run": "on"})
+    no_errors(at)
+    e = parquet(runs / "on", "evals").filter(pl.col("metric") == "avg@16")
+    per = e.group_by("step").agg(pl.col("value").mean()).sort("value", descending=True)
+    df = at.dataframe[0].value
+    assert int(df["best step"][0]) == int(per["step"][0])
+    assert abs(float(df["best mean avg@16"][0]) - float(per["value"][0])) < 1e-12
+
+
+def test_ablation_config_diff(runs, monkeypatch):
+    at = app(runs, monkeypatch, "pages/10_ablation.py", {"run": "on"})
+    at.multiselect(key="tao_compare").set_value([str(runs / "off")]).run()
+    no_errors(at)
+    diff = at.dataframe[0].value
+    keys = set(diff["key"])
+    assert "algo.shaping.enabled" in keys and "train.seed" in keys
+    assert "rollout.group_size" not in keys  # only differences
+
+
+# ----------------------------------------------------------------------------------- edge cases
+def test_no_runs_yet(tmp_path, monkeypatch):
+    at = app(tmp_path, monkeypatch)
+    no_errors(at)
+    assert any("No runs" in i.value for i in at.info)
+
+
+def test_empty_run_before_its_first_step(tmp_path, monkeypatch):
+    from taorl.store import RunWriter
+
+    RunWriter(tmp_path / "fresh", {"algo": {}})
+    for page in PAGES:
+        at = app(tmp_path, monkeypatch, page)
+        no_errors(at)
+        assert at.info, page
+
+
+def test_newer_schema_is_a_message(runs, tmp_path, monkeypatch):
+    shutil.copytree(runs / "on", tmp_path / "future")
+    mf = tmp_path / "future" / "manifest.json"
+    m = json.loads(mf.read_text())
+    m["schema_version"] = 99
+    mf.write_text(json.dumps(m))
+    at = app(tmp_path, monkeypatch, "pages/1_overview.py")
+    no_errors(at)
+    assert any("newer" in w.value for w in [*at.warning, *at.info])
+
+
+def test_half_written_dir_is_a_message(tmp_path, monkeypatch):
+    (tmp_path / "half" / "metrics" / "step=000000").mkdir(parents=True)  # no manifest yet
+    (tmp_path / "ok").mkdir()
+    at = app(tmp_path, monkeypatch, "pages/2_curves.py")
+    no_errors(at)
+
+
+def test_run_deleted_while_open(runs, tmp_path, monkeypatch):
+    shutil.copytree(runs / "on", tmp_path / "gone")
+    at = app(tmp_path, monkeypatch, "pages/1_overview.py")
+    no_errors(at)
+    shutil.rmtree(tmp_path / "gone")
+    at.run()
+    no_errors(at)
+    assert at.warning or at.info
