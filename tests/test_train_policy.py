@@ -115,3 +115,28 @@ def test_load_rejects_mismatched_checkpoint(tmp_path):
     q = HFPolicy(_model(), _tokenizer(), _mcfg(False))
     with pytest.raises(UserError, match="lora"):
         q.load(tmp_path / "ck")
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_reference_logprobs_stay_at_the_initial_policy(lora):
+    """kl_coef > 0: pi_ref is the adapter-free model (LoRA) or a frozen copy (full fine-tuning)."""
+    p = HFPolicy(_model(), _tokenizer(), _mcfg(lora), need_reference=True)
+    ids, mask = _batch()
+    targets = torch.cat([ids[:, 1:], torch.zeros(2, 1, dtype=torch.long)], 1)
+
+    def direct():  # log softmax of the full logits, gathered at the targets
+        with torch.no_grad():
+            z = p.hidden_states(ids, mask) @ p.lm_head_weight.T
+        return torch.log_softmax(z, -1).gather(-1, targets[..., None])[..., 0]
+
+    before = direct()
+    ref0 = p.reference_logprobs(ids, mask, targets, 1.0, 16)
+    assert torch.allclose(ref0, before, atol=1e-5)
+    opt = torch.optim.SGD(p.trainable_parameters(), lr=0.5)
+    for _ in range(3):
+        loss = -(p.hidden_states(ids, mask) @ p.lm_head_weight.T)[..., 7].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not torch.allclose(direct(), before, atol=1e-3)  # the policy moved
+    assert torch.allclose(p.reference_logprobs(ids, mask, targets, 1.0, 16), before, atol=1e-5)  # the reference did not
