@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 from taorl.store.synthetic import write_synthetic_run
 
 APP = Path(__file__).parents[1] / "app" / "Home.py"
-PAGES = ["pages/1_overview.py", "pages/2_curves.py", "pages/3_groups.py", "pages/4_boundaries.py",
-         "pages/5_tokens.py", "pages/6_browser.py", "pages/7_group.py", "pages/8_tools.py",
-         "pages/9_benchmarks.py", "pages/10_ablation.py"]
+PAGES = ["views/1_overview.py", "views/2_curves.py", "views/3_groups.py", "views/4_boundaries.py",
+         "views/5_tokens.py", "views/6_browser.py", "views/7_group.py", "views/8_tools.py",
+         "views/9_benchmarks.py", "views/10_ablation.py"]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_every_page_renders(runs, monkeypatch, page):
 
 
 def test_overview_numbers_match_parquet(runs, monkeypatch):
-    at = app(runs, monkeypatch, "pages/1_overview.py", {"run": "on"})
+    at = app(runs, monkeypatch, "views/1_overview.py", {"run": "on"})
     no_errors(at)
     m = parquet(runs / "on", "metrics")
     last = int(m["step"].max())
@@ -76,7 +76,7 @@ def test_overview_numbers_match_parquet(runs, monkeypatch):
 
 
 def test_overview_of_the_other_run_via_query_param(runs, monkeypatch):
-    at = app(runs, monkeypatch, "pages/1_overview.py", {"run": "off"})
+    at = app(runs, monkeypatch, "views/1_overview.py", {"run": "off"})
     no_errors(at)
     m = parquet(runs / "off", "metrics")
     r = m.filter((pl.col("step") == 9) & (pl.col("name") == "reward"))["value"][0]
@@ -85,7 +85,7 @@ def test_overview_of_the_other_run_via_query_param(runs, monkeypatch):
 
 
 def test_tool_page_counts_match_parquet(runs, monkeypatch):
-    at = app(runs, monkeypatch, "pages/8_tools.py", {"run": "on"})
+    at = app(runs, monkeypatch, "views/8_tools.py", {"run": "on"})
     no_errors(at)
     t = parquet(runs / "on", "trajectories")
     statuses = t["statuses"].explode().drop_nulls()
@@ -99,7 +99,7 @@ def test_token_page_deep_link(runs, monkeypatch):
     t = parquet(runs / "on", "trajectories").filter(pl.col("has_tokens") & (pl.col("step") == 3)).sort("traj")
     traj = int(t["traj"][1])
     row = t.row(1, named=True)
-    at = app(runs, monkeypatch, "pages/5_tokens.py", {"run": "on", "step": "3", "traj": str(traj)})
+    at = app(runs, monkeypatch, "views/5_tokens.py", {"run": "on", "step": "3", "traj": str(traj)})
     no_errors(at)
     assert at.selectbox(key="tok_step").value == 3
     assert at.selectbox(key="tok_traj").value == traj
@@ -112,7 +112,7 @@ def test_token_page_deep_link(runs, monkeypatch):
 
 
 def test_browser_filters_and_prev_next(runs, monkeypatch):
-    at = app(runs, monkeypatch, "pages/6_browser.py", {"run": "on"})
+    at = app(runs, monkeypatch, "views/6_browser.py", {"run": "on"})
     no_errors(at)
     at.slider(key="br_steps").set_value((0, 9)).run()
     at.radio(key="br_kept").set_value("masked").run()
@@ -126,7 +126,7 @@ def test_browser_filters_and_prev_next(runs, monkeypatch):
 
 
 def test_group_page_shows_divergence(runs, monkeypatch):
-    at = app(runs, monkeypatch, "pages/7_group.py", {"run": "on", "step": "2", "group": "1"})
+    at = app(runs, monkeypatch, "views/7_group.py", {"run": "on", "step": "2", "group": "1"})
     no_errors(at)
     texts = parquet(runs / "on", "trajectories").filter((pl.col("step") == 2) & (pl.col("group") == 1)).sort("index")["text"]
     k = 0
@@ -136,7 +136,7 @@ def test_group_page_shows_divergence(runs, monkeypatch):
 
 
 def test_benchmark_best_checkpoint(runs, monkeypatch):
-    at = app(runs, monkeypatch, "pages/9_benchmarks.py", {"run": "on"})
+    at = app(runs, monkeypatch, "views/9_benchmarks.py", {"run": "on"})
     no_errors(at)
     e = parquet(runs / "on", "evals").filter(pl.col("metric") == "avg@16")
     per = e.group_by("step").agg(pl.col("value").mean()).sort("value", descending=True)
@@ -146,7 +146,7 @@ def test_benchmark_best_checkpoint(runs, monkeypatch):
 
 
 def test_ablation_config_diff(runs, monkeypatch):
-    at = app(runs, monkeypatch, "pages/10_ablation.py", {"run": "on"})
+    at = app(runs, monkeypatch, "views/10_ablation.py", {"run": "on"})
     at.multiselect(key="tao_compare").set_value([str(runs / "off")]).run()
     no_errors(at)
     diff = at.dataframe[0].value
@@ -178,7 +178,7 @@ def test_newer_schema_is_a_message(runs, tmp_path, monkeypatch):
     m = json.loads(mf.read_text())
     m["schema_version"] = 99
     mf.write_text(json.dumps(m))
-    at = app(tmp_path, monkeypatch, "pages/1_overview.py")
+    at = app(tmp_path, monkeypatch, "views/1_overview.py")
     no_errors(at)
     assert any("newer" in w.value for w in [*at.warning, *at.info])
 
@@ -186,13 +186,13 @@ def test_newer_schema_is_a_message(runs, tmp_path, monkeypatch):
 def test_half_written_dir_is_a_message(tmp_path, monkeypatch):
     (tmp_path / "half" / "metrics" / "step=000000").mkdir(parents=True)  # no manifest yet
     (tmp_path / "ok").mkdir()
-    at = app(tmp_path, monkeypatch, "pages/2_curves.py")
+    at = app(tmp_path, monkeypatch, "views/2_curves.py")
     no_errors(at)
 
 
 def test_run_deleted_while_open(runs, tmp_path, monkeypatch):
     shutil.copytree(runs / "on", tmp_path / "gone")
-    at = app(tmp_path, monkeypatch, "pages/1_overview.py")
+    at = app(tmp_path, monkeypatch, "views/1_overview.py")
     no_errors(at)
     shutil.rmtree(tmp_path / "gone")
     at.run()

@@ -34,7 +34,7 @@ def body(sel, lr):
     m = lr.metrics()
     run = lr.run
     name = sel.label(sel.primary)
-    status = {"running": "🟢 running", "finished": "🏁 finished", "failed": "🔴 failed"}.get(run.status, run.status)
+    status = {"running": ":green-badge[running]", "finished": ":blue-badge[finished]", "failed": ":red-badge[failed]"}.get(run.status, run.status)
     st.title(f"Run overview · {name}")
     st.caption(f"{status} · last published step **{run.last_step}** · updated {tao_ui.ago(run.updated_at)} · "
                f"`{run.path}`")
@@ -58,7 +58,7 @@ def body(sel, lr):
     flags = health_flags(m)
     cols = st.columns(len(flags))
     for col, f in zip(cols, flags):
-        icon = "✅" if f.ok else "⚠️"
+        icon = ":green-badge[:material/check: ok]" if f.ok else ":orange-badge[:material/warning: check]"
         col.markdown(f"{icon} **{f.name}**  \n{f.message}  \n<span style='color:#888;font-size:0.8em'>"
                      f"ok when {f.threshold}</span>", unsafe_allow_html=True)
 

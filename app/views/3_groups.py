@@ -44,7 +44,7 @@ def body(sel, lr):
     rows = ev.selection.rows if ev is not None and hasattr(ev, "selection") else []
     if rows:
         gid = int(table["group"][rows[0]])
-        st.page_link("pages/7_group.py", label=f"Open group {gid} of step {step} →", icon="👥",
+        st.page_link("views/7_group.py", label=f"Open group {gid} of step {step} →", icon=":material/groups:",
                      query_params={"run": sel.label(sel.primary), "step": str(step), "group": str(gid)})
     else:
         st.caption("Select a row to open the group's samples side by side.")

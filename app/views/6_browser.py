@@ -71,8 +71,8 @@ def body(sel, lr):
     links = st.columns(2)
     q = {"run": sel.label(sel.primary), "step": str(step)}
     if row["has_tokens"]:
-        links[0].page_link("pages/5_tokens.py", label="token view →", icon="🔤", query_params={**q, "traj": str(traj)})
-    links[1].page_link("pages/7_group.py", label="its group →", icon="👥", query_params={**q, "group": str(row["group"])})
+        links[0].page_link("views/5_tokens.py", label="token view →", icon=":material/text_fields:", query_params={**q, "traj": str(traj)})
+    links[1].page_link("views/7_group.py", label="its group →", icon=":material/groups:", query_params={**q, "group": str(row["group"])})
     text = lr.run.trajectories(steps=step, columns=["traj", "text"]).filter(pl.col("traj") == traj)
     st.code(text["text"][0] if len(text) else "", language=None, wrap_lines=True)
 

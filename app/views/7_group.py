@@ -53,7 +53,7 @@ def body(sel, lr):
         cols = st.columns(per_row)
         for col, row in zip(cols, tr.slice(r0, per_row).iter_rows(named=True)):
             with col.container(border=True):
-                ok = "✅" if row["reward"] >= 1 else "❌"
+                ok = ":green-badge[right]" if row["reward"] >= 1 else ":red-badge[wrong]"
                 st.markdown(f"**#{row['index']}** {ok} reward {row['reward']:.0f} · Â **{row['advantage']:+.2f}** · "
                             f"w {row['weight']:.1f}  \n{row['reason'] or 'trained'} · "
                             f"calls {row['n_ok']}/{row['n_call']} ok · {row['length']} tok")

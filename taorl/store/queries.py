@@ -258,7 +258,8 @@ def group_table(groups: pl.DataFrame) -> pl.DataFrame:
     of 0/1 marks, pass rate, kept, why not."""
     return groups.select(
         "step", "group", "problem_id", "problem", "answer",
-        pl.col("rewards").list.eval(pl.element().round(2).cast(pl.String)).list.join(" ").alias("rewards"),
+        pl.col("rewards").list.eval(pl.element().round(2).cast(pl.String).str.strip_suffix(".0"))
+        .list.join(" ").alias("rewards"),
         "pass_rate", "reward_std", "n_untruncated", "kept",
         pl.col("reason").fill_null("kept").alias("outcome"))
 

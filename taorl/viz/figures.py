@@ -150,8 +150,9 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
             x1 = (window - 0.5) if window else xmax + 0.5
             fig.add_vrect(x0=-0.5, x1=x1, fillcolor="rgba(230,159,0,0.10)", line_width=0, row=1, col=j,
                           annotation_text=f"shaped: first {window} tokens" if window else "shaped: whole post-tool turn",
-                          annotation_position="top right", annotation_font_size=11)
-        fig.add_vline(x=-0.5, line=dict(color="#555", dash="dot", width=1), row=1, col=j)
+                          annotation_position="top right", annotation_font_size=11, exclude_empty_subplots=False)
+        fig.add_vline(x=-0.5, line=dict(color="#555", dash="dot", width=1), row=1, col=j,
+                      exclude_empty_subplots=False)
         fig.add_annotation(x=-0.5, y=1.0, yref="y domain", xref=f"x{j if j > 1 else ''}", text="tool output",
                            showarrow=False, yanchor="bottom", font=dict(size=11, color="#555"))
         for k, b in enumerate(buckets):
@@ -177,7 +178,10 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
                               row=1, col=j)
         fig.update_xaxes(title_text="model tokens from the tool return", range=[xmin - 0.5, xmax + 0.5], row=1, col=j)
     fig.update_yaxes(title_text="entropy (nats/token), mean ± 95% CI", row=1, col=1)
-    return tidy(fig, title, height=height)
+    tidy(fig, title, height=height)
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="center", x=0.5),
+                      margin=dict(b=40))
+    return fig
 
 
 def boundary_heatmap_figure(heat: pl.DataFrame, title: str | None = None, zmax: float | None = None,
