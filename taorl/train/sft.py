@@ -70,12 +70,12 @@ def build_demonstrations(cfg: Config, tokenizer, sandbox, n: int, seed: int) -> 
 def probe(policy, sandbox, cfg: Config, seed: int) -> dict[str, float]:
     """Real rollouts on held-out procedural problems: void / tool-call / success rate, accuracy."""
     from taorl.data.procedural import generate
-    from taorl.rollout.hf import HFEngine
+    from taorl.rollout.factory import build_engine
     from taorl.rollout.loop import run_rollouts
 
     problems = generate(cfg.sft.probe_problems, cfg.sft.difficulty, seed)
     policy.train_mode(False)
-    engine = HFEngine(policy.model, policy.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size)
+    engine = build_engine(cfg, policy)
     trajs = run_rollouts(engine, sandbox, problems, cfg.rollout.group_size, cfg.rollout, cfg.data,
                          tool_enabled=True, seed=seed, progress=cfg.logging.progress)
     m = rollout_metrics(trajs)
@@ -98,8 +98,8 @@ def sft_loss(policy, batch, cfg: Config) -> torch.Tensor:
 
 def run_sft(cfg: Config, out: str | Path) -> dict:
     """Prime the model named by cfg.model; save it to `out` with sft_report.json. Returns the report."""
-    from taorl.algo import TokenBatch
     from taorl.tools import Sandbox
+    from taorl.train.trainer import batch_on
 
     out = Path(out)
     sc = cfg.sft
@@ -127,7 +127,7 @@ def run_sft(cfg: Config, out: str | Path) -> dict:
             idx, order = order[:sc.batch_size], order[sc.batch_size:]
             trajs = [demos[i] for i in idx]
             ones = torch.ones(len(trajs))
-            batch = TokenBatch.from_trajectories(trajs, ones, ones, pad)
+            batch = batch_on(policy, trajs, ones, ones, pad)
             loss = sft_loss(policy, batch, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -70,8 +70,8 @@ def token_logprobs_and_entropy(hidden: torch.Tensor, lm_head_weight: torch.Tenso
     from taorl.algo import logprobs_and_entropy_from_hidden
 
     sel = mask > 0
-    logp = torch.zeros(targets.shape, dtype=torch.float32)
-    ent = torch.zeros(targets.shape, dtype=torch.float32)
+    logp = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device)
+    ent = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device)
     if not bool(sel.any()):
         return logp + 0.0 * hidden.sum(), ent  # keeps the graph connected for backward()
     lp, h = logprobs_and_entropy_from_hidden(hidden[sel][None], lm_head_weight, targets[sel][None],
@@ -79,6 +79,22 @@ def token_logprobs_and_entropy(hidden: torch.Tensor, lm_head_weight: torch.Tenso
     logp = logp.to(lp.dtype).masked_scatter(sel, lp[0])
     ent = ent.to(h.dtype).masked_scatter(sel, h[0])
     return logp, ent
+
+
+def batch_on(policy, trajs, adv, weights, pad_id: int):
+    """TokenBatch of these rollouts, its tensors on the policy's device (cpu unless a GPU backend)."""
+    import dataclasses
+
+    from taorl.algo import TokenBatch
+
+    b = TokenBatch.from_trajectories(trajs, adv, weights, pad_id)
+    device = getattr(policy, "device", None)
+    if device is not None and str(device) != "cpu":
+        for f in dataclasses.fields(b):
+            v = getattr(b, f.name)
+            if isinstance(v, torch.Tensor):
+                setattr(b, f.name, v.to(device))
+    return b
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -146,15 +162,14 @@ class Trainer:
                 self.start_step = ckpt.step + 1
         # steps after the checkpoint (possibly published before the crash) are rewritten
         from taorl import __version__
-        from taorl.rollout.hf import HFEngine
+        from taorl.rollout.factory import build_engine
         from taorl.store import RunWriter
         from taorl.tools import Sandbox
 
         self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step,
                                 extra={"model": cfg.model.name, "taorl": __version__, "device": "cpu",
                                        "backend": cfg.model.backend})
-        self.engine = HFEngine(self.policy.model, self.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size,
-                               progress=cfg.logging.progress)
+        self.engine = build_engine(cfg, self.policy)  # hf on CPU; vllm when rollout.engine=vllm
         self.sandbox = Sandbox(cfg.tool)
         self._tok_text: dict[int, str] = {}
         self._last_write_s = 0.0
@@ -312,7 +327,7 @@ def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int]
     once per copy; adv, weights: [N, G]. after_step() runs after every optimizer step (engine sync).
     Returns {"metrics": {...}, "tokens": {traj id: per-response-token arrays}}.
     """
-    from taorl.algo import TokenBatch, agg_denominator, tao_loss
+    from taorl.algo import agg_denominator, tao_loss
 
     acfg = cfg.algo
     temp = cfg.rollout.temperature
@@ -331,7 +346,7 @@ def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int]
         trajs = [by_group[g][i] for g, i in keys]
         a = torch.tensor([float(adv[g, i]) for g, i in keys])
         w = torch.tensor([float(weights[g, i]) for g, i in keys])
-        return TokenBatch.from_trajectories(trajs, a, w, pad_id)
+        return batch_on(policy, trajs, a, w, pad_id)
 
     def forward(batch, grad: bool):
         with torch.set_grad_enabled(grad):
@@ -412,7 +427,7 @@ def _record_tokens(tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None
 
         # the trainer's log-prob under the sampling weights: the recomputed old log-prob when
         # there is one (several updates), else this first forward (one update, not yet applied)
-        lp_train = old[(g, i)][sl].float().numpy() if (g, i) in old else view(logp)
+        lp_train = old[(g, i)][sl].float().cpu().numpy() if (g, i) in old else view(logp)
         rec = {"entropy": view(ent), "logprob_train": lp_train, "advantage": view(per_tok["adv"]),
                "shaped_advantage": view(per_tok["shaped_adv"]), "weight": view(per_tok["weight"]),
                "gate": view(per_tok["gate"])}
@@ -442,15 +457,15 @@ def inspect_rollouts(policy, cfg: Config, by_group, keys: list[tuple[int, int]],
     """Per-token records (entropy, log-prob, gate, ...) of rollouts that are not trained this step
     (dropped groups), from a no-grad forward under the sampling weights, so the token table covers
     them too. Their advantage and weight are 0 (as logged); nothing enters the metrics."""
-    from taorl.algo import TokenBatch, tao_loss
+    from taorl.algo import tao_loss
 
     G = cfg.rollout.group_size
     tokens: dict[int, dict] = {}
     policy.train_mode(False)
     for mk in _chunks(keys, cfg.train.micro_batch_size):
         trajs = [by_group[g][i] for g, i in mk]
-        b = TokenBatch.from_trajectories(trajs, [float(adv[g, i]) for g, i in mk],
-                                         [float(weights[g, i]) for g, i in mk], pad_id)
+        b = batch_on(policy, trajs, [float(adv[g, i]) for g, i in mk], [float(weights[g, i]) for g, i in mk],
+                     pad_id)
         hidden = policy.hidden_states(b.input_ids, b.attention_mask)
         logp, ent = token_logprobs_and_entropy(hidden, policy.lm_head_weight, b.targets, b.loss_mask,
                                                cfg.rollout.temperature, cfg.algo.entropy_chunk)
