@@ -165,8 +165,7 @@ assert {k: r.status for k, r in results.items()} == {k: k for k in snippets}
     ("code", REPLAY),
     ("code", '''
 from taorl.walkthrough import segments_frame, calls_frame
-t = trajs[13]          # group 3, rollout 1... see demo_scripts: a call that failed, then the right answer
-t = next(x for x in trajs if x.n_call == 2)
+t = next(x for x in trajs if x.n_call == 2)   # demo_scripts: a call that printed nothing, then one that worked
 print(t.text)
 segments_frame(t, policy.tokenizer)
 '''),
@@ -350,7 +349,7 @@ cols = ["group", "index", "reward", "statuses", "void", "flagged"]
 view = decs["s=1 keep"].trajectories.select(cols)
 for arm, d in decs.items():
     view = view.with_columns(d.trajectories["weight"].alias(f"w[{arm}]"), d.trajectories["advantage"].round(3).alias(f"A[{arm}]"))
-view.filter(pl.col("group_kept") if "group_kept" in view.columns else pl.lit(True))
+view
 '''),
     ("code", '''
 keep = decs["s=1 keep"].trajectories
@@ -365,7 +364,7 @@ assert keep["in_stats"].all() and (ex.trajectories["in_stats"] == ~flag).all()
 g3 = ex.trajectories.filter((pl.col("group") == 3) & ~pl.col("flagged"))
 r = g3["reward"]
 expected = ((r - r.mean()) / (r.std() + 1e-6)).to_list()
-assert max(abs(a - b) for a, b in zip(g3["advantage"].to_list(), expected)) < 1e-9   # GRPO over the unflagged
+assert max(abs(a - b) for a, b in zip(g3["advantage"].to_list(), expected)) < 1e-5   # GRPO over the unflagged
 # void-turn mask: the void rollout has weight 0 with it and 1 without it
 void_w = {arm: d.trajectories.filter(pl.col("void") & pl.col("group_kept"))["weight"].to_list() for arm, d in decs.items()}
 assert void_w["s=1 keep"] == [0.0] and void_w["s=1, no void mask"] == [1.0]
@@ -539,7 +538,7 @@ summary = summarize(tidy)
 assert set(ev["seed"]) == set(SEEDS) and ev.filter(pl.col("metric") == f"avg@{K}").height == len(ARMS) * len(SEEDS)
 assert (ev.filter(pl.col("metric") == f"pass@{K}")["value"] >= ev.filter(pl.col("metric") == f"avg@{K}")["value"]).all()
 comparison_figure(summary, list(ARMS), [f"avg@{K}", f"pass@{K}", "tool_call_rate"],
-                  title=f"held-out procedural problems, {cfg_name if (cfg_name := PROFILE) else ''} profile: mean ± s.e.m. over {len(SEEDS)} seeds")
+                  title=f"held-out procedural problems, {PROFILE} profile: mean ± s.e.m. over {len(SEEDS)} seeds")
 '''),
     ("code", '''
 ours = summary.filter(pl.col("name") == f"avg@{K}").select("arm", (pl.col("mean") * 100).round(2).alias(f"ours: Avg@{K} (%)"),
@@ -599,7 +598,7 @@ assert eq.filter(pl.col("gate") == 1)["entropy"].min() >= loss_tok.filter(pl.col
 # Dr.GRPO: Â = r - mean(r), no division by the std
 dr = decide(trajs, profile_config(PROFILE, [*short, "algo.adv=drgrpo"])).trajectories.filter(pl.col("group_kept"))
 exp = dr.with_columns((pl.col("reward") - pl.col("reward").mean().over("group")).alias("e"))
-assert (exp["advantage"] - exp["e"]).abs().max() < 1e-9
+assert (exp["advantage"] - exp["e"]).abs().max() < 1e-6
 '''),
     ("md", "Anti-clip only changes the loss where the policy ratio has moved above 1 + ε_high on a gated token, "
            "which needs more than one update on a batch; it shows in training as `tao/anti_clip_fraction` "

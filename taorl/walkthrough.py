@@ -76,27 +76,44 @@ class ReplayEngine:
         return self.tokenizer.encode(text, add_special_tokens=False) + [self.eos], False
 
     @torch.no_grad()
-    def _logprobs(self, ctx: list[int], ids: list[int], temperature: float) -> list[float]:
-        seq = torch.tensor([ctx + ids])
-        logits = self.model(input_ids=seq).logits[0, len(ctx) - 1: len(ctx) - 1 + len(ids)].float()
-        logp = torch.log_softmax(logits / max(temperature, 1e-6), dim=-1)
-        return logp.gather(-1, torch.tensor(ids)[:, None]).squeeze(-1).tolist()
+    def _logprobs(self, pairs: list[tuple[list[int], list[int]]], temperature: float) -> list[list[float]]:
+        """log softmax(z / T) of each (context, ids) continuation, one right-padded forward for all;
+        the output head is applied only at the positions that predict the replayed ids."""
+        if not pairs:
+            return []
+        seqs = [ctx + ids for ctx, ids in pairs]
+        L = max(len(x) for x in seqs)
+        pad = self.eos if self.eos is not None else 0
+        input_ids = torch.tensor([x + [pad] * (L - len(x)) for x in seqs])
+        mask = torch.tensor([[1] * len(x) + [0] * (L - len(x)) for x in seqs])
+        body = getattr(self.model, self.model.base_model_prefix)
+        hidden = body(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
+        head = self.model.get_output_embeddings()
+        out = []
+        for b, (ctx, ids) in enumerate(pairs):
+            if not ids:
+                out.append([])
+                continue
+            z = head(hidden[b, len(ctx) - 1: len(ctx) - 1 + len(ids)]).float()
+            logp = torch.log_softmax(z / max(temperature, 1e-6), dim=-1)
+            out.append(logp.gather(-1, torch.tensor(ids)[:, None]).squeeze(-1).tolist())
+        return out
 
     def generate(self, prompts: list[list[int]], params: SamplingParams,
                  max_tokens: Sequence[int] | None = None) -> list[Completion]:
         owners = self._assign(prompts)
-        out = []
+        turns = []
         for n, (ctx, j) in enumerate(zip(prompts, owners)):
             ids, stops = self._turn_ids(j, self._turn[j])
             cap = params.max_tokens if max_tokens is None else min(params.max_tokens, int(max_tokens[n]))
             finish = "stop" if stops else "eos"
             if len(ids) > cap:
                 ids, finish = ids[:cap], "length"
-            lp = self._logprobs(list(ctx), ids, params.temperature) if ids else []
             self._seen[j] = list(ctx) + ids
             self._turn[j] += 1
-            out.append(Completion(token_ids=ids, logprobs=lp, finish=finish))
-        return out
+            turns.append((ids, finish))
+        lps = self._logprobs([(list(ctx), ids) for ctx, (ids, _) in zip(prompts, turns)], params.temperature)
+        return [Completion(token_ids=ids, logprobs=lp, finish=finish) for (ids, finish), lp in zip(turns, lps)]
 
 
 def replay_rollouts(problems: list, scripts: Sequence[Sequence[Sequence[str]]], model, tokenizer, cfg,
