@@ -5,7 +5,6 @@ that call taorl.store.queries for data and taorl.viz for figures.
 """
 
 import streamlit as st
-
 import tao_ui
 
 st.set_page_config(page_title="taorl dashboard", page_icon=":material/explore:", layout="wide")

@@ -2,8 +2,8 @@
 
 import polars as pl
 import streamlit as st
-
 import tao_ui
+
 from taorl.config import config_diff
 from taorl.store.queries import final_evals
 from taorl.viz import curves_figure

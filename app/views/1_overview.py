@@ -2,9 +2,9 @@
 
 import polars as pl
 import streamlit as st
+import tao_ui
 import yaml
 
-import tao_ui
 from taorl.store.queries import health_flags
 from taorl.viz import curves_figure
 

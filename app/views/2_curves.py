@@ -1,8 +1,8 @@
 """2 · Training curves: any metrics, smoothing, x = step or wall time, runs overlaid."""
 
 import streamlit as st
-
 import tao_ui
+
 from taorl.viz import curves_figure
 
 sel = tao_ui.current()

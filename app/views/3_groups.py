@@ -3,8 +3,8 @@ and the groups of one step (select a row to open the group)."""
 
 import polars as pl
 import streamlit as st
-
 import tao_ui
+
 from taorl.store.queries import filter_counts, group_table
 from taorl.viz import outcome_bars_figure
 

@@ -3,8 +3,8 @@ tool return, by training-step bucket; step × offset heatmap; post-tool vs other
 by side (e.g. shaping on vs off) with the shaped window drawn."""
 
 import streamlit as st
-
 import tao_ui
+
 from taorl.store.queries import boundary_heatmap, boundary_profile
 from taorl.viz import boundary_heatmap_figure, boundary_profile_figure, post_tool_figure
 

@@ -3,8 +3,8 @@ fixed per run; tool output boxed and greyed; hover for exact values. Deep link: 
 
 import polars as pl
 import streamlit as st
-
 import tao_ui
+
 from taorl.viz import QUANTITIES, token_html, token_scale
 
 sel = tao_ui.current()

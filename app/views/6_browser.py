@@ -3,8 +3,8 @@ Deep link: ?run=&step=&traj=."""
 
 import polars as pl
 import streamlit as st
-
 import tao_ui
+
 from taorl.store.queries import filter_trajectories
 from taorl.types import GROUP_REASONS, TOOL_STATUSES, TRAJ_REASONS
 

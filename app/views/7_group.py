@@ -5,8 +5,8 @@ import html
 
 import polars as pl
 import streamlit as st
-
 import tao_ui
+
 from taorl.store.queries import first_divergence, first_token_divergence
 
 sel = tao_ui.current()

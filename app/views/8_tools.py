@@ -3,8 +3,8 @@ latency per status."""
 
 import polars as pl
 import streamlit as st
-
 import tao_ui
+
 from taorl.store.queries import success_vs_reward, tool_calls
 from taorl.viz import calls_reward_figure, latency_figure, tool_status_figure
 

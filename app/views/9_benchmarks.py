@@ -2,8 +2,8 @@
 
 import polars as pl
 import streamlit as st
-
 import tao_ui
+
 from taorl.store.queries import best_checkpoint
 from taorl.viz import eval_figure
 

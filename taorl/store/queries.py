@@ -29,6 +29,7 @@ import polars as pl
 from taorl.store.reader import Run, open_run
 from taorl.types import GROUP_REASONS
 
+
 # ------------------------------------------------------------------------------------ metrics
 def metrics_wide(long: pl.DataFrame) -> pl.DataFrame:
     """Long metric rows (step, name, value, wall_s) -> one row per step: step, wall_s, <metrics>."""
@@ -436,8 +437,25 @@ def filter_trajectories(df: pl.DataFrame, *, steps: tuple[int, int] | None = Non
 
 
 __all__ = [
-    "Flag", "HealthThresholds", "LiveRun", "TRAJ_LIGHT", "best_checkpoint", "boundary_heatmap", "boundary_offsets",
-    "boundary_profile", "boundary_stats", "filter_counts", "filter_trajectories", "final_evals",
-    "first_divergence", "first_token_divergence", "group_table", "health_flags", "metrics_wide",
-    "step_buckets", "success_vs_reward", "tool_calls", "zero_variance_share"
+    "TRAJ_LIGHT",
+    "Flag",
+    "HealthThresholds",
+    "LiveRun",
+    "best_checkpoint",
+    "boundary_heatmap",
+    "boundary_offsets",
+    "boundary_profile",
+    "boundary_stats",
+    "filter_counts",
+    "filter_trajectories",
+    "final_evals",
+    "first_divergence",
+    "first_token_divergence",
+    "group_table",
+    "health_flags",
+    "metrics_wide",
+    "step_buckets",
+    "success_vs_reward",
+    "tool_calls",
+    "zero_variance_share"
 ]

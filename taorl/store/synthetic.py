@@ -30,8 +30,8 @@ import math
 import re
 import time
 import zlib
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -334,7 +334,7 @@ def _write(run_dir: Path, steps: int, trajectories_per_step: int, token_trajecto
         rolls = _rollouts(rng, u, p_group, abc, G)
         toks = [_tokens_of(r["pieces"]) for r in rolls]
 
-        def grid(key, dtype):
+        def grid(key, dtype, rolls=rolls):
             return torch.tensor([r[key] for r in rolls], dtype=dtype).view(N, G)
 
         rewards, truncated = grid("reward", torch.float64), grid("truncated", torch.bool)

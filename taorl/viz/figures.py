@@ -86,11 +86,11 @@ def curves_figure(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str 
             col = colors.get(name, PALETTE[0])
             first = i == 0
             if smoothing > 0:
-                fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=with_alpha(col, 0.25), width=1),
+                fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line={"color": with_alpha(col, 0.25), "width": 1},
                                            name=f"{name} (raw)", legendgroup=name, showlegend=False,
                                            hoverinfo="skip"), row=r, col=c)
             fig.add_trace(go.Scattergl(x=xs, y=ema(ys, smoothing) if smoothing > 0 else ys, mode="lines",
-                                       line=dict(color=col, width=2), name=name, legendgroup=name,
+                                       line={"color": col, "width": 2}, name=name, legendgroup=name,
                                        showlegend=first, hovertemplate=f"{name}<br>%{{x}}: %{{y:.4g}}<extra></extra>"),
                           row=r, col=c)
         fig.update_xaxes(title_text=label(x) if i // cols == rows - 1 else None, row=r, col=c)
@@ -151,10 +151,10 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
             fig.add_vrect(x0=-0.5, x1=x1, fillcolor="rgba(230,159,0,0.10)", line_width=0, row=1, col=j,
                           annotation_text=f"shaped: first {window} tokens" if window else "shaped: whole post-tool turn",
                           annotation_position="top right", annotation_font_size=11, exclude_empty_subplots=False)
-        fig.add_vline(x=-0.5, line=dict(color="#555", dash="dot", width=1), row=1, col=j,
+        fig.add_vline(x=-0.5, line={"color": "#555", "dash": "dot", "width": 1}, row=1, col=j,
                       exclude_empty_subplots=False)
         fig.add_annotation(x=-0.5, y=1.0, yref="y domain", xref=f"x{j if j > 1 else ''}", text="tool output",
-                           showarrow=False, yanchor="bottom", font=dict(size=11, color="#555"))
+                           showarrow=False, yanchor="bottom", font={"size": 11, "color": "#555"})
         for k, b in enumerate(buckets):
             part = df.filter(pl.col("bucket") == b).sort("rel")
             col = pal[k % len(pal)]
@@ -166,9 +166,9 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
                 xs = p["rel"].to_numpy()
                 fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
                                          y=np.concatenate([p["hi"].to_numpy(), p["lo"].to_numpy()[::-1]]),
-                                         fill="toself", fillcolor=with_alpha(col, 0.18), line=dict(width=0),
+                                         fill="toself", fillcolor=with_alpha(col, 0.18), line={"width": 0},
                                          hoverinfo="skip", showlegend=False, legendgroup=b), row=1, col=j)
-                fig.add_trace(go.Scatter(x=xs, y=p["mean"].to_numpy(), mode="lines", line=dict(color=col, width=2),
+                fig.add_trace(go.Scatter(x=xs, y=p["mean"].to_numpy(), mode="lines", line={"color": col, "width": 2},
                                          name=b, legendgroup=b, showlegend=(j == 1 and bool((p["rel"] >= 0).all())),
                                          customdata=np.stack([p["n"].to_numpy(), p["lo"].to_numpy(),
                                                               p["hi"].to_numpy()], axis=1),
@@ -179,8 +179,8 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
         fig.update_xaxes(title_text="model tokens from the tool return", range=[xmin - 0.5, xmax + 0.5], row=1, col=j)
     fig.update_yaxes(title_text="entropy (nats/token), mean ± 95% CI", row=1, col=1)
     tidy(fig, title, height=height)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="center", x=0.5),
-                      margin=dict(b=40))
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "center", "x": 0.5},
+                      margin={"b": 40})
     return fig
 
 
@@ -194,7 +194,7 @@ def boundary_heatmap_figure(heat: pl.DataFrame, title: str | None = None, zmax: 
     rels = sorted(int(c) for c in wide.columns if c != "step")
     z = wide.select([str(r) for r in rels]).to_numpy().T  # rows = offsets, columns = steps
     fig.add_trace(go.Heatmap(x=wide["step"].to_numpy(), y=rels, z=z, colorscale="Viridis", zmin=0,
-                             zmax=zmax, colorbar=dict(title=dict(text="H (nats)", side="right")),
+                             zmax=zmax, colorbar={"title": {"text": "H (nats)", "side": "right"}},
                              hovertemplate="step %{x}, offset %{y}: H = %{z:.3f}<extra></extra>"))
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="model tokens after the tool return", autorange=True)
@@ -214,7 +214,7 @@ def post_tool_figure(runs: dict[str, pl.DataFrame], smoothing: float = 0.6,
                 continue
             y = df.get_column(metric).to_numpy().astype(float)
             fig.add_trace(go.Scattergl(x=df["step"].to_numpy(), y=ema(y, smoothing) if smoothing else y,
-                                       mode="lines", line=dict(color=col, dash=dash, width=2),
+                                       mode="lines", line={"color": col, "dash": dash, "width": 2},
                                        name=f"{name}: {what}",
                                        hovertemplate=f"{name} {what}<br>step %{{x}}: %{{y:.3f}}<extra></extra>"))
     fig.update_xaxes(title_text="training step")
@@ -238,7 +238,7 @@ def tool_status_figure(calls: pl.DataFrame, max_bins: int = 60, title: str | Non
         if p.is_empty():
             continue
         fig.add_trace(go.Scatter(x=p["bin"].to_numpy(), y=p["share"].to_numpy(), name=s.replace("_", " "),
-                                 stackgroup="s", line=dict(width=0.5, color=STATUS_COLORS[s]),
+                                 stackgroup="s", line={"width": 0.5, "color": STATUS_COLORS[s]},
                                  hovertemplate=f"{s}<br>step %{{x}}: %{{y:.1%}}<extra></extra>"))
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="share of tool calls", tickformat=".0%", range=[0, 1])
@@ -255,9 +255,9 @@ def calls_reward_figure(summary: pl.DataFrame, title: str | None = None) -> go.F
     fig.add_trace(go.Bar(x=x, y=summary["rollouts"].to_numpy(), name="rollouts", marker_color="#D0D7E1"),
                   secondary_y=False)
     fig.add_trace(go.Scatter(x=x, y=summary["reward"].to_numpy(), name="mean reward", mode="lines+markers",
-                             line=dict(color="#0072B2", width=2)), secondary_y=True)
+                             line={"color": "#0072B2", "width": 2}), secondary_y=True)
     fig.add_trace(go.Scatter(x=x, y=summary["success"].to_numpy(), name="call success rate", mode="lines+markers",
-                             line=dict(color="#009E73", width=2, dash="dash")), secondary_y=True)
+                             line={"color": "#009E73", "width": 2, "dash": "dash"}), secondary_y=True)
     fig.update_xaxes(title_text="tool calls in the rollout", dtick=1)
     fig.update_yaxes(title_text="rollouts", secondary_y=False)
     fig.update_yaxes(title_text="rate", range=[0, 1], tickformat=".0%", secondary_y=True)
@@ -307,19 +307,19 @@ def eval_figure(runs: dict[str, pl.DataFrame], metric: str = "avg@16", benchmark
             xs = p["step"].to_numpy()
             fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
                                      y=np.concatenate([p["ci_high"].to_numpy(), p["ci_low"].to_numpy()[::-1]]),
-                                     fill="toself", fillcolor=with_alpha(col, 0.15), line=dict(width=0),
+                                     fill="toself", fillcolor=with_alpha(col, 0.15), line={"width": 0},
                                      hoverinfo="skip", showlegend=False, legendgroup=name), row=r, col=c)
             fig.add_trace(go.Scatter(x=xs, y=p["value"].to_numpy(), mode="lines+markers", name=name,
-                                     legendgroup=name, showlegend=i == 0, line=dict(color=col, width=2),
-                                     marker=dict(size=5),
+                                     legendgroup=name, showlegend=i == 0, line={"color": col, "width": 2},
+                                     marker={"size": 5},
                                      hovertemplate=f"{name}<br>step %{{x}}: {metric} = %{{y:.1%}}<extra></extra>"),
                           row=r, col=c)
             if best and name in best:
                 b = p.filter(pl.col("step") == best[name])
                 if not b.is_empty():
                     fig.add_trace(go.Scatter(x=b["step"].to_numpy(), y=b["value"].to_numpy(), mode="markers",
-                                             marker=dict(symbol="star", size=13, color=col,
-                                                         line=dict(color="white", width=1)),
+                                             marker={"symbol": "star", "size": 13, "color": col,
+                                                         "line": {"color": "white", "width": 1}},
                                              name="best checkpoint", legendgroup="best",
                                              showlegend=False, hovertemplate="best checkpoint: step %{x}<extra></extra>"),
                                   row=r, col=c)

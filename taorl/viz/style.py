@@ -55,9 +55,9 @@ def with_alpha(hex_color: str, alpha: float) -> str:
 def tidy(fig: go.Figure, title: str | None = None, height: int | None = None, legend: bool = True) -> go.Figure:
     """The common look: white template, compact margins, legend on top, hover across traces."""
     fig.update_layout(
-        template="plotly_white", title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)) if title else None,
-        margin=dict(l=10, r=10, t=60 if title else 30, b=10), height=height,
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0, title=None),
-        showlegend=legend, hoverlabel=dict(namelength=-1), font=dict(size=12),
+        template="plotly_white", title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}} if title else None,
+        margin={"l": 10, "r": 10, "t": 60 if title else 30, "b": 10}, height=height,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0, "title": None},
+        showlegend=legend, hoverlabel={"namelength": -1}, font={"size": 12},
     )
     return fig

@@ -45,7 +45,7 @@ def token_scale(tokens: pl.DataFrame, quantity: str) -> tuple[float, float]:
     """A colour range for `quantity` from a reference set of token rows (e.g. a run's first step
     with tokens), kept fixed for the run so colours compare across steps: [p1, p99] of the model
     tokens, symmetric ±p99(|x|) for the diverging quantities, [0, 1] for weight and gate."""
-    col, diverging, _ = QUANTITIES[quantity]
+    _, diverging, _ = QUANTITIES[quantity]
     if quantity in ("weight", "gate"):
         return (0.0, 1.0)
     model = tokens.filter(pl.col("segment") == "model") if "segment" in tokens.columns else tokens
@@ -67,7 +67,7 @@ def _rgb(t: float, stops: list[tuple[int, int, int]]) -> tuple[int, int, int]:
     i = min(int(t), len(stops) - 2)
     f = t - i
     a, b = stops[i], stops[i + 1]
-    return tuple(int(round(a[k] + (b[k] - a[k]) * f)) for k in range(3))  # type: ignore[return-value]
+    return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))  # type: ignore[return-value]
 
 
 def color_of(value: float | None, scale: tuple[float, float], diverging: bool) -> str | None:

@@ -1,0 +1,77 @@
+"""Dashboard first paint on a big run, in a real browser.
+
+Synthesizes a run of 1,000 steps × 256 rollouts (token rows for 16 rollouts per step), starts the
+Streamlit server, warms it (each page opened once, so the incremental readers hold the run), then
+opens the overview and the entropy-at-tool-calls page in fresh browser tabs and times each until
+Streamlit has finished running and the charts are drawn. Target: ≤ 2 s each once warm.
+
+    .venv/bin/python benchmarks/bench_dashboard.py [--steps 1000] [--trajectories 256] [--run-dir DIR] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from test_browser import CHROMIUM, FLAGS, start_server, wait_rendered
+
+
+def first_paint(ctx, url: str) -> float:
+    page = ctx.new_page()
+    t0 = time.perf_counter()
+    page.goto(url)
+    wait_rendered(page, 120_000)
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+    dt = time.perf_counter() - t0
+    page.close()
+    return dt
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--trajectories", type=int, default=256)
+    ap.add_argument("--token-trajectories", type=int, default=16)
+    ap.add_argument("--run-dir", default=None, help="reuse (or create) the synthetic run here")
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from taorl.store.synthetic import write_synthetic_run
+
+    tmp = Path(tempfile.mkdtemp(prefix="taorl-bench-"))
+    run = Path(a.run_dir) if a.run_dir else tmp / "runs" / "big"
+    if not (run / "manifest.json").exists():
+        t0 = time.perf_counter()
+        write_synthetic_run(run, steps=a.steps, trajectories_per_step=a.trajectories,
+                            token_trajectories=a.token_trajectories, progress=True)
+        print(f"synthesized {a.steps} steps × {a.trajectories} rollouts in {time.perf_counter() - t0:.1f} s -> {run}")
+    proc, url = start_server(run.parent, tmp)
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(str(tmp / "profile"), executable_path=CHROMIUM,
+                                                       headless=True, args=FLAGS,
+                                                       viewport={"width": 1500, "height": 1000},
+                                                       env={**os.environ, "HOME": str(tmp)})
+            pages = {"overview": f"{url}/overview?run={run.name}", "entropy at tool calls": f"{url}/boundaries?run={run.name}"}
+            for name, u in pages.items():  # cold: the server reads the run for the first time
+                print(f"cold  {name:22s} {first_paint(ctx, u):6.2f} s")
+            for name, u in pages.items():
+                times = [first_paint(ctx, u) for _ in range(a.repeats)]
+                print(f"warm  {name:22s} median {statistics.median(times):5.2f} s  "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in times)}; target ≤ 2 s)")
+            ctx.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
