@@ -188,6 +188,7 @@ def main() -> None:
             res[fn] = timed(fn)
         plain_t.append(res[run_plain])
         tao_t.append(res[run_tao])
+        print(f"  pair {r + 1}/{args.reps}: plain {plain_t[-1]:.3f} s, tao {tao_t[-1]:.3f} s", flush=True)
     # components of the TAO-RL extra, timed alone
     t_filters = statistics.median(timed(lambda: (
         trajectory_weights(facts["n_call"], facts["n_ok"], facts["void"], facts["truncated"], cfg.filter),
