@@ -301,3 +301,20 @@ def test_chain_model_runs_to_max_turns(chain_lm, tiny_tokenizer, sandbox):
     assert (t.finish, t.n_turns, t.n_call, t.n_ok) == ("max_turns", 3, 3, 3)
     assert [c.stdout for c in t.tool_calls] == ["42\n"] * 3
     assert t.text.count("\nCode execution result: 42\n") == 3
+
+
+@pytest.mark.slow
+def test_smollm2_rollout(sandbox):
+    """SmolLM2-135M-Instruct (converted once) through the hf engine in bf16: a short real rollout."""
+    from taorl.config import ModelConfig
+    from taorl.models import load_model
+
+    model, tok = load_model(ModelConfig(name="smollm2-135m", dtype="bfloat16"))
+    engine = HFEngine(model, tok, gen_batch_size=4)
+    cfg = RolloutConfig(max_turn_tokens=48, max_response_tokens=96, max_turns=2)
+    trajs = run_rollouts(engine, sandbox, [problem("What is 17*23? Use Python.", "391")], 4, cfg, DataConfig(),
+                         seed=0, progress=False)
+    for t in trajs:
+        t.check()
+        assert t.length > 0 and t.text.strip() and t.finish in ("answer", "void", "max_turns", "length")
+        assert all(lp <= 0.0 for lp in t.sample_logprobs)
