@@ -22,15 +22,18 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from test_browser import CHROMIUM, FLAGS, start_server, wait_rendered
 
 
-def first_paint(ctx, url: str) -> float:
+def first_paint(ctx, url: str) -> tuple[float, float]:
+    """(seconds until the page title is drawn, seconds until Streamlit finished and charts are drawn)."""
     page = ctx.new_page()
     t0 = time.perf_counter()
     page.goto(url)
+    page.wait_for_selector("[data-testid='stMain'] h1", timeout=120_000)
+    t_shell = time.perf_counter() - t0
     wait_rendered(page, 120_000)
     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
     dt = time.perf_counter() - t0
     page.close()
-    return dt
+    return t_shell, dt
 
 
 def main() -> int:
@@ -61,11 +64,13 @@ def main() -> int:
                                                        env={**os.environ, "HOME": str(tmp)})
             pages = {"overview": f"{url}/overview?run={run.name}", "entropy at tool calls": f"{url}/boundaries?run={run.name}"}
             for name, u in pages.items():  # cold: the server reads the run for the first time
-                print(f"cold  {name:22s} {first_paint(ctx, u):6.2f} s")
+                print(f"cold  {name:22s} {first_paint(ctx, u)[1]:6.2f} s")
             for name, u in pages.items():
-                times = [first_paint(ctx, u) for _ in range(a.repeats)]
+                res = [first_paint(ctx, u) for _ in range(a.repeats)]
+                times = [t for _, t in res]
                 print(f"warm  {name:22s} median {statistics.median(times):5.2f} s  "
-                      f"(runs: {', '.join(f'{t:.2f}' for t in times)}; target ≤ 2 s)")
+                      f"(runs: {', '.join(f'{t:.2f}' for t in times)}; title drawn after "
+                      f"{statistics.median([s for s, _ in res]):.2f} s; target ≤ 2 s)")
             ctx.close()
     finally:
         proc.terminate()

@@ -60,6 +60,12 @@ def ema(values: Sequence[float | None], smoothing: float) -> np.ndarray:
     return out
 
 
+def _line(n: int):
+    """SVG traces for up to a few thousand points (fast everywhere, no WebGL needed: headless and
+    remote browsers fall back to slow software GL); WebGL beyond that."""
+    return go.Scatter if n <= 5000 else go.Scattergl
+
+
 def _x(df: pl.DataFrame, x: str) -> np.ndarray:
     v = df.get_column(x).to_numpy().astype(float)
     return v / 3600.0 if x == "wall_s" else v
@@ -85,11 +91,12 @@ def curves_figure(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str 
             xs, ys = _x(df, x), df.get_column(m).to_numpy().astype(float)
             col = colors.get(name, PALETTE[0])
             first = i == 0
+            trace = _line(len(xs))
             if smoothing > 0:
-                fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line={"color": with_alpha(col, 0.25), "width": 1},
+                fig.add_trace(trace(x=xs, y=ys, mode="lines", line={"color": with_alpha(col, 0.25), "width": 1},
                                            name=f"{name} (raw)", legendgroup=name, showlegend=False,
                                            hoverinfo="skip"), row=r, col=c)
-            fig.add_trace(go.Scattergl(x=xs, y=ema(ys, smoothing) if smoothing > 0 else ys, mode="lines",
+            fig.add_trace(trace(x=xs, y=ema(ys, smoothing) if smoothing > 0 else ys, mode="lines",
                                        line={"color": col, "width": 2}, name=name, legendgroup=name,
                                        showlegend=first, hovertemplate=f"{name}<br>%{{x}}: %{{y:.4g}}<extra></extra>"),
                           row=r, col=c)
@@ -213,7 +220,7 @@ def post_tool_figure(runs: dict[str, pl.DataFrame], smoothing: float = 0.6,
             if metric not in df.columns or df.is_empty():
                 continue
             y = df.get_column(metric).to_numpy().astype(float)
-            fig.add_trace(go.Scattergl(x=df["step"].to_numpy(), y=ema(y, smoothing) if smoothing else y,
+            fig.add_trace(_line(len(y))(x=df["step"].to_numpy(), y=ema(y, smoothing) if smoothing else y,
                                        mode="lines", line={"color": col, "dash": dash, "width": 2},
                                        name=f"{name}: {what}",
                                        hovertemplate=f"{name} {what}<br>step %{{x}}: %{{y:.3f}}<extra></extra>"))
