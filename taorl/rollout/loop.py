@@ -168,7 +168,8 @@ def run_rollouts(engine, sandbox, problems: list, group_size: int, cfg, data_cfg
                 t = trajs[j]
                 t.tool_calls.append(ToolCall(turn=k, code=code, status=res.status, stdout=res.stdout,
                                              stderr_last=res.stderr_last, wall_ms=float(res.wall_ms)))
-                obs = observation_ids(tok, res, cfg)[: max(budget - t.length, 0)]
+                full_obs = observation_ids(tok, res, cfg)
+                obs = full_obs[: max(budget - t.length, 0)]
                 t.response_ids += obs
                 t.segment += [SEG_TOOL] * len(obs)
                 t.turn += [k] * len(obs)
@@ -177,6 +178,7 @@ def run_rollouts(engine, sandbox, problems: list, group_size: int, cfg, data_cfg
                 pieces[j].append(obs_text)
                 if BOXED in obs_text:  # final_answer(x) printed the answer
                     t.finish = "answer"
+                    t.truncated = len(obs) < len(full_obs)
                 elif t.length >= budget:
                     t.truncated, t.finish = True, "length"
                 elif k == n_turns - 1:
