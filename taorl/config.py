@@ -193,7 +193,9 @@ class TrainConfig(_Strict):
     seed: int = 0
     checkpoint_every: int = Field(0, ge=0)  # 0 = only at the end
     keep_checkpoints: int = Field(2, ge=1)
-    init_from: str | None = None  # weights to start from (e.g. the output of `taorl sft`)
+    # weights to start from: a model directory (e.g. the output of `taorl sft`), or "sft": format-prime
+    # this model first with the sft section (cached under $TAORL_CACHE/primed, see taorl.train.sft)
+    init_from: str | None = None
 
 
 class SftConfig(_Strict):

@@ -17,12 +17,19 @@ carry loss (observation and prompt tokens have mask 0):
 Before and after training, real rollouts on held-out procedural problems measure the void-turn
 rate, tool-call rate, tool success rate and accuracy; they are printed and saved in
 <out>/sft_report.json next to the primed weights (a plain transformers directory, LoRA merged).
+
+`train.init_from: sft` in a training config means "the primed weights of this model under this
+config's sft section": `primed_weights(cfg)` builds them on first use (so `make train` works on a
+fresh machine) and caches them under $TAORL_CACHE/primed/<model>-<hash>, written atomically.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -158,3 +165,38 @@ def run_sft(cfg: Config, out: str | Path) -> dict:
     }
     (out / REPORT_FILE).write_text(json.dumps(report, indent=1))
     return report
+
+
+AUTO_SFT = "sft"  # train.init_from value: prime automatically (cached)
+
+
+def primed_key(cfg: Config) -> str:
+    """What the primed weights depend on: model, sft section, prompt/observation format, tool."""
+    parts = {"model": cfg.model.model_dump(mode="json"), "sft": cfg.sft.model_dump(mode="json"),
+             "system_prompt": cfg.data.system_prompt, "chat": cfg.data.use_chat_template,
+             "obs": [cfg.rollout.obs_max_chars, cfg.rollout.obs_max_tokens], "seed": [cfg.train.seed, cfg.data.seed],
+             "grad_clip": cfg.train.grad_clip, "entropy_chunk": cfg.algo.entropy_chunk}
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{Path(cfg.model.name).name}-{digest}"
+
+
+def primed_weights(cfg: Config) -> Path:
+    """The cached primed weights for cfg (built with run_sft on first use, then reused)."""
+    from taorl.models import cache_root
+
+    final = cache_root() / "primed" / primed_key(cfg)
+    if (final / REPORT_FILE).is_file():
+        return final
+    print(f"train.init_from=sft: priming {cfg.model.name} first (taorl sft; cached in {final})", flush=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    sft_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"init_from": None})})
+    report = run_sft(sft_cfg, tmp)
+    try:
+        tmp.rename(final)
+    except OSError:  # another process finished first: use its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    for k in ("void_rate", "tool_call_rate", "tool_success_rate", "accuracy"):
+        print(f"  {k:18s} before {report['before'][k]:.3f}  after {report['after'][k]:.3f}", flush=True)
+    return final

@@ -144,9 +144,14 @@ class Trainer:
         self.problems = load_train_problems(cfg.data)
         if not self.problems:
             raise UserError(f"data.train={cfg.data.train!r}: no problems")
-        if cfg.train.init_from and not Path(cfg.train.init_from).exists():
-            raise UserError(f"train.init_from={cfg.train.init_from!r}: no such directory")
-        self.policy = build_policy(cfg, model_name=cfg.train.init_from)
+        init_from = cfg.train.init_from
+        if init_from == "sft":  # format priming first (cached): taorl.train.sft.primed_weights
+            from taorl.train.sft import primed_weights
+
+            init_from = str(primed_weights(cfg))
+        elif init_from and not Path(init_from).exists():
+            raise UserError(f"train.init_from={init_from!r}: no such directory (or 'sft' to prime first)")
+        self.policy = build_policy(cfg, model_name=init_from)
         self.tokenizer = self.policy.tokenizer
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.cursor = DataCursor(len(self.problems), seed=cfg.data.seed, shuffle=cfg.data.shuffle)
@@ -256,14 +261,14 @@ class Trainer:
             time.sleep(float(os.environ.get("TAORL_TEST_STALL_S", "600")))
 
         # 5. update on the kept groups (each repeated 1 + duplicates times under refill=duplicate);
-        # the rollouts of dropped groups get a no-grad forward first, for the token table only
+        # the rollouts of dropped groups get token rows too (without entropy: no forward for them)
         train_groups = [g for g in range(n) if kept[g] for _ in range(1 + int(gdec.duplicates[g]))]
         limit = cfg.logging.token_traj_per_step
         n_trained = len({g for g in train_groups}) * G
         room = None if limit is None else max(limit - n_trained, 0)
         untrained = [(g, i) for g in range(n) if not kept[g] for i in range(G)][:room]
         with timer("train"):
-            inspected = inspect_rollouts(self.policy, cfg, by_group, untrained, adv, weights, self.pad_id)
+            inspected = describe_untrained(cfg, by_group, untrained)
             train_out = self._update(step, by_group, train_groups, adv, weights)
         train_out["tokens"].update(inspected)
 
@@ -451,27 +456,31 @@ def _record_tokens(tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None
             avg.add_max("sampling/logp_diff_max", d.max())
 
 
-@torch.no_grad()
-def inspect_rollouts(policy, cfg: Config, by_group, keys: list[tuple[int, int]], adv, weights,
-                     pad_id: int) -> dict[int, dict]:
-    """Per-token records (entropy, log-prob, gate, ...) of rollouts that are not trained this step
-    (dropped groups), from a no-grad forward under the sampling weights, so the token table covers
-    them too. Their advantage and weight are 0 (as logged); nothing enters the metrics."""
-    from taorl.algo import tao_loss
+def describe_untrained(cfg: Config, by_group, keys: list[tuple[int, int]]) -> dict[int, dict]:
+    """Per-token records of rollouts that are not trained this step (dropped groups), so the token
+    table covers them too, without a model forward (with a 49k vocabulary that forward costs about
+    a quarter of a CPU step): entropy and logprob_train are null, advantage and weight 0 (as logged),
+    gate = the configured gate (0 for entropy_quantile, which needs the entropy)."""
+    from taorl.algo import TokenBatch, make_gate
 
+    sc = cfg.algo.shaping
     G = cfg.rollout.group_size
     tokens: dict[int, dict] = {}
-    policy.train_mode(False)
-    for mk in _chunks(keys, cfg.train.micro_batch_size):
+    for mk in _chunks(keys, 64):
         trajs = [by_group[g][i] for g, i in mk]
-        b = batch_on(policy, trajs, [float(adv[g, i]) for g, i in mk], [float(weights[g, i]) for g, i in mk],
-                     pad_id)
-        hidden = policy.hidden_states(b.input_ids, b.attention_mask)
-        logp, ent = token_logprobs_and_entropy(hidden, policy.lm_head_weight, b.targets, b.loss_mask,
-                                               cfg.rollout.temperature, cfg.algo.entropy_chunk)
-        b.old_logp = logp
-        _, _, per_tok = tao_loss(b, logp, ent, cfg.algo)
-        _record_tokens(tokens, mk, trajs, logp, ent, per_tok, {}, G, None)
+        zeros = [0.0] * len(trajs)
+        b = TokenBatch.from_trajectories(trajs, zeros, zeros, 0)
+        if sc.enabled and sc.gate != "entropy_quantile":
+            gate = make_gate(sc.gate, b.segment, b.turn, b.turn_called, b.turn_ok, loss_mask=b.loss_mask,
+                             window=sc.window, requires_success=sc.requires_success)
+        else:
+            gate = torch.zeros_like(b.loss_mask)
+        for j, (g, i) in enumerate(mk):
+            P, L = b.prompt_len[j], b.response_len[j]
+            nan = np.full(L, np.nan, dtype=np.float32)
+            tokens[g * G + i] = {"entropy": nan, "logprob_train": nan, "advantage": np.zeros(L, np.float32),
+                                 "shaped_advantage": np.zeros(L, np.float32), "weight": np.zeros(L, np.float32),
+                                 "gate": gate[j, P - 1:P - 1 + L].numpy()}
     return tokens
 
 
