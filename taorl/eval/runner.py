@@ -91,3 +91,18 @@ def eval_rows(results: list[BenchmarkResult]) -> list[dict]:
          "n_problems": r.n_problems, "n_samples": r.n_samples}
         for r in results for m, (v, lo, hi) in r.metrics.items()
     ]
+
+
+def due(cfg: Config, step: int) -> bool:
+    """Periodic evaluation during training: after every `eval.every`-th step, and after the last
+    step when `eval.final` is set."""
+    every = cfg.eval.every
+    last = step == cfg.train.steps - 1
+    return bool((every and (step + 1) % every == 0) or (cfg.eval.final and last))
+
+
+def training_eval_rows(engine, sandbox, cfg: Config, *, progress: bool = False) -> list[dict]:
+    """Evaluate the current policy (same seed every time, so curves compare like with like) and
+    return rows for the run directory's evals table."""
+    return eval_rows(evaluate(engine, sandbox, cfg, cfg.eval.benchmarks, seed=cfg.train.seed,
+                              progress=progress))

@@ -217,6 +217,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------------- step
     def train_step(self, step: int) -> dict[str, float]:
         from taorl.algo import filter_groups, group_advantages, trajectory_weights
+        from taorl.eval.runner import due as eval_due, training_eval_rows
         from taorl.rollout.loop import run_rollouts
 
         cfg, rc = self.cfg, self.cfg.rollout
@@ -305,8 +306,15 @@ class Trainer:
         m["perf/log_s"] = timer.s["log"]
         m["perf/write_prev_s"] = self._last_write_s
         m["perf/step_s"] = time.perf_counter() - t_step
+        evals = None
+        if eval_due(cfg, step):  # periodic / final benchmark evaluation -> the run's evals/ table
+            self.policy.train_mode(False)
+            with timer("eval"):
+                evals = training_eval_rows(self.engine, self.sandbox, cfg, progress=cfg.logging.progress)
+            m["perf/eval_s"] = timer.s["eval"]
         t_write = time.perf_counter()
-        self.writer.write_step(step, metrics=m, groups=groups, trajectories=traj_rows, tokens=token_tbl)
+        self.writer.write_step(step, metrics=m, groups=groups, trajectories=traj_rows, tokens=token_tbl,
+                               evals=evals)
         self._last_write_s = time.perf_counter() - t_write
         return m
 
