@@ -54,7 +54,7 @@ policy = build_policy(cfg)                 # scores the replayed tokens (log-pro
 problems = generate(4, difficulty=0, seed=0)
 with Sandbox(cfg.tool) as sandbox:
     trajs = replay_rollouts(problems, demo_scripts(problems), policy.model, policy.tokenizer, cfg, sandbox)
-print(f"{len(trajs)} rollouts of {len(problems)} problems, model {cfg.model.name}")
+print(f"{len(trajs)} rollouts of {len({t.problem_id for t in trajs})} problems, model {cfg.model.name}")
 '''
 
 # ------------------------------------------------------------------------------------------ 00
@@ -407,7 +407,9 @@ notebook("05_entropy_at_tool_boundaries", [
            "uses SmolLM2-135M-Instruct reading the replayed TIR trajectories (teacher forcing). On the full "
            "profile, replace them with rollouts sampled from the base model."),
     ("code", REPLAY.replace("cfg = profile_config(PROFILE, short)",
-                            'cfg = profile_config(PROFILE, [*short, "model.dtype=float32"] + (["model.name=smollm2-135m", "model.lora.enabled=false"] if PROFILE == "tiny" else []))')),
+                            'cfg = profile_config(PROFILE, short + (["model.name=smollm2-135m", "model.dtype=bfloat16", "model.lora.enabled=false"] if PROFILE == "tiny" else []))')
+                   .replace("demo_scripts(problems)", "demo_scripts(problems)[0::3]")   # the two mixed groups: 0 and 3
+                   .replace("replay_rollouts(problems,", "replay_rollouts(problems[0::3],")),
     ("code", '''
 import math
 import polars as pl
@@ -518,7 +520,7 @@ import polars as pl
 from taorl.ablation import profile_config, run_arms, evaluate_arms, comparison_figure, summarize
 from taorl.data.procedural import generate
 from taorl.walkthrough import notebook_runs_dir
-STEPS = {"tiny": 2, "full": 200}[PROFILE]
+STEPS = {"tiny": 1, "full": 200}[PROFILE]
 SEEDS = {"tiny": [0, 1], "full": [0, 1, 2]}[PROFILE]
 K = {"tiny": 2, "full": 16}[PROFILE]
 ARMS = {
@@ -527,11 +529,12 @@ ARMS = {
     "SimpleTIR-style": ["algo.filter.tool.enabled=false", "algo.shaping.enabled=false"],
     "TAO-RL": [],
 }
-res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}"]), ARMS, seeds=SEEDS, runs_dir=notebook_runs_dir("07"))
+EVAL = {"tiny": ["eval.max_turns=2", "eval.max_response_tokens=48"], "full": []}[PROFILE]   # paper protocol on full
+res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}", *EVAL]), ARMS, seeds=SEEDS, runs_dir=notebook_runs_dir("07"))
 res.diff()
 '''),
     ("code", '''
-held_out = generate({"tiny": 3, "full": 200}[PROFILE], difficulty=0, seed=999)   # disjoint from training (seed 0)
+held_out = generate({"tiny": 2, "full": 200}[PROFILE], difficulty=0, seed=999)   # disjoint from training (seed 0)
 ev = evaluate_arms(res, held_out, n=K, ks=(K,))
 tidy = ev.rename({"metric": "name"})
 summary = summarize(tidy)
@@ -551,7 +554,7 @@ print(f"OURS: {PROFILE} profile ({res.base.model.name}, {STEPS} steps, procedura
 ours.join(paper, on="arm", how="left")
 '''),
     ("md", "**What this shows / what to look for.** Pass@k is never below Avg@k (asserted). On the tiny "
-           "profile a 2-step random model answers nothing, so every arm scores 0: the numbers only prove the "
+           "profile a one-step random model answers nothing, so every arm scores 0: the numbers only prove the "
            "pipeline. On the full profile, the paper's claim to check is the ordering TAO-RL ≥ SimpleTIR ≫ "
            "TIR baseline, with the gap larger than the seed spread."),
 ])

@@ -86,9 +86,10 @@ class ReplayEngine:
         pad = self.eos if self.eos is not None else 0
         input_ids = torch.tensor([x + [pad] * (L - len(x)) for x in seqs])
         mask = torch.tensor([[1] * len(x) + [0] * (L - len(x)) for x in seqs])
-        body = getattr(self.model, self.model.base_model_prefix)
+        lm = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # peft
+        body = getattr(lm, lm.base_model_prefix)
         hidden = body(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
-        head = self.model.get_output_embeddings()
+        head = lm.get_output_embeddings()
         out = []
         for b, (ctx, ids) in enumerate(pairs):
             if not ids:
