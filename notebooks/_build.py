@@ -66,10 +66,10 @@ notebook("00_quickstart", [
                   "a rollout drawn token by token with the tool output boxed, a two-step run's metrics table, "
                   "and the `taorl dashboard` command to browse it.")),
     ("params", PARAMS),
-    ("md", "## One rollout with a tool call\n\nThe policy (here the profile's model) reads the problem; "
+    ("md", ("## One rollout with a tool call\n\nThe policy (here the profile's model) reads the problem; "
            "the turn below is replayed text so that it surely holds a code block, but everything else is the "
            "real thing: the rollout loop stops the turn after the code block, the sandbox runs the code, the "
-           "observation is appended as tokens, the grader scores the final `\\boxed{}`."),
+           "observation is appended as tokens, the grader scores the final `\\boxed{}`.")),
     ("code", '''
 from IPython.display import HTML, display
 import polars as pl
@@ -99,8 +99,8 @@ display(HTML(token_html(tokens.filter(pl.col("traj") == 0), "entropy")))
 assert t.n_call == 1 and t.tool_calls[0].status == "ok" and t.reward == 1.0
 assert tokens.filter(pl.col("segment") == "tool")["entropy"].null_count() == tokens.filter(pl.col("segment") == "tool").height
 '''),
-    ("md", "Hover a token for its entropy, log-prob, advantage, gate and weight. The boxed grey span is the "
-           "tool's output: it is part of the context but never trained on."),
+    ("md", ("Hover a token for its entropy, log-prob, advantage, gate and weight. The boxed grey span is the "
+           "tool's output: it is part of the context but never trained on.")),
     ("md", "## A two-step training run\n\n`taorl train configs/tiny.yaml` does the same from the shell."),
     ("code", '''
 from taorl.store import open_run
@@ -120,10 +120,10 @@ assert run.trajectories().height == 2 * cfg_run.rollout.group_size * int(cfg_run
 print("Open the dashboard on it (in a terminal, not here):")
 print(f"    taorl dashboard {run_dir.parent}")
 '''),
-    ("md", "**What this shows.** A trajectory is the prompt, then model tokens and observation tokens "
+    ("md", ("**What this shows.** A trajectory is the prompt, then model tokens and observation tokens "
            "interleaved turn by turn; a run directory is a set of Parquet tables (metrics, groups, "
            "trajectories, tokens) that the dashboard and these notebooks read. On the tiny profile the random "
-           "model writes gibberish (no code, void turns): the next notebooks show what the filters do with that."),
+           "model writes gibberish (no code, void turns): the next notebooks show what the filters do with that.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 01
@@ -159,8 +159,8 @@ statuses
     ("code", '''
 assert {k: r.status for k, r in results.items()} == {k: k for k in snippets}
 '''),
-    ("md", "Only `ok` and `output_truncated` count as successes (`n_ok`): a call must finish without an "
-           "exception *and* print something. `no_output` runs fine but tells the model nothing."),
+    ("md", ("Only `ok` and `output_truncated` count as successes (`n_ok`): a call must finish without an "
+           "exception *and* print something. `no_output` runs fine but tells the model nothing.")),
     ("md", "## Segments and masks of replayed rollouts"),
     ("code", REPLAY),
     ("code", '''
@@ -170,9 +170,9 @@ print(t.text)
 segments_frame(t, policy.tokenizer)
 '''),
     ("code", "calls_frame(trajs).drop(\"code\")"),
-    ("md", "## Loss mask and the post-tool gate\n\n`token_frame` runs one forward of the policy and the exact "
+    ("md", ("## Loss mask and the post-tool gate\n\n`token_frame` runs one forward of the policy and the exact "
            "`tao_loss` pipeline. The loss mask is 1 on model tokens only; the gate (paper: `post_tool`) is 1 "
-           "on every model token of turn k+1 when turn k ran a code block (\"one-step delay\")."),
+           "on every model token of turn k+1 when turn k ran a code block (\"one-step delay\").")),
     ("code", '''
 from IPython.display import HTML, display
 from taorl.viz import token_html
@@ -194,9 +194,9 @@ code_compat = profile_config(PROFILE, [*short, "preset=code_compat", "algo.shapi
 all_tokens = token_frame(trajs, dec, code_compat, policy).filter(pl.col("segment") == "model")
 assert all_tokens["gate"].mean() == 1.0                                # the released code gates every model token
 '''),
-    ("md", "**What this shows.** Observation tokens sit in the sequence but carry no loss and no gate; the "
+    ("md", ("**What this shows.** Observation tokens sit in the sequence but carry no loss and no gate; the "
            "post-tool gate picks exactly the model tokens that read a tool's output, while the released code's "
-           "`gate: all` picks every model token (gated share 1)."),
+           "`gate: all` picks every model token (gated share 1).")),
 ])
 
 # ------------------------------------------------------------------------------------------ 02
@@ -227,8 +227,8 @@ print(f"{failed_tools.height} rollouts tried the tool and every call failed; the
 print(failed_tools.select("group", "index", "reward", "statuses", "weight", "advantage"))
 assert (failed_tools["weight"] == 1.0).all() and (tr.filter(pl.col("void"))["weight"] == 1.0).all()
 '''),
-    ("md", "Group 3, rollout 0 failed its tool call and still guessed right: GRPO gives it a *positive* "
-           "advantage, rewarding broken code. Zero-variance groups cost a forward/backward but move nothing."),
+    ("md", ("Group 3, rollout 0 failed its tool call and still guessed right: GRPO gives it a *positive* "
+           "advantage, rewarding broken code. Zero-variance groups cost a forward/backward but move nothing.")),
     ("md", "## The baseline in training"),
     ("code", '''
 from taorl.ablation import run_arms, compare
@@ -253,10 +253,10 @@ assert in_zero["advantage"].abs().max() in (None, 0.0)      # ... but zero-varia
 df, fig = compare(res, ["reward", "grad_norm", "tao/void_rate"])
 fig
 '''),
-    ("md", "**What this shows.** Without filters, every group trains; those with all-equal rewards (on the "
+    ("md", ("**What this shows.** Without filters, every group trains; those with all-equal rewards (on the "
            "tiny profile: all of them, the random model never answers) contribute zero advantage, so the grad "
            "norm is ~0 and compute is wasted. Rollouts whose tools all failed, and void turns, are trained on "
-           "like any other. Notebooks 03 and 04 add the filters one at a time."),
+           "like any other. Notebooks 03 and 04 add the filters one at a time.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 03
@@ -318,11 +318,11 @@ print(c2.group_by("reason").len())
 df, fig = compare(res, ["tao/groups_kept", "tao/groups_dropped/group_all_wrong", "train/trained_rollouts"], reduce="sum")
 fig
 '''),
-    ("md", "**What this shows.** Every group with ρ ∈ {0, 1} is dropped with its reason; on the tiny profile "
+    ("md", ("**What this shows.** Every group with ρ ∈ {0, 1} is dropped with its reason; on the tiny profile "
            "the random model never answers, so every group is all-wrong and the `c2` arm trains on nothing "
            "(the honest outcome, logged as `group_all_wrong`). With a real model, look for the share of "
            "dropped groups falling as the policy improves, and for `not_selected` when oversampling gives "
-           "more valid groups than B."),
+           "more valid groups than B.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 04
@@ -370,9 +370,9 @@ void_w = {arm: d.trajectories.filter(pl.col("void") & pl.col("group_kept"))["wei
 assert void_w["s=1 keep"] == [0.0] and void_w["s=1, no void mask"] == [1.0]
 print("dropped groups under exclude:", ex.groups.filter(~pl.col("kept")).select("group", "reason").rows())
 '''),
-    ("md", "Under `exclude`, group 2 (all wrong) stays dropped and criterion 2 is re-applied over the "
+    ("md", ("Under `exclude`, group 2 (all wrong) stays dropped and criterion 2 is re-applied over the "
            "unflagged rollouts only; in group 3 the rollout that failed its call yet answered right no longer "
-           "raises the group mean."),
+           "raises the group mean.")),
     ("md", "## In training"),
     ("code", '''
 from taorl.ablation import run_arms, compare
@@ -389,10 +389,10 @@ assert traj.filter((pl.col("arm") == "c1+c2 no void mask") & (pl.col("reason") =
 df, fig = compare(res, ["tao/traj_masked/tools_all_failed", "tao/traj_masked/void_turn", "tools/success_rate"], reduce="mean")
 fig
 '''),
-    ("md", "**What this shows.** Criterion 1 acts on weights, not rows: a flagged rollout keeps its place "
+    ("md", ("**What this shows.** Criterion 1 acts on weights, not rows: a flagged rollout keeps its place "
            "(and, under `keep`, its vote in the group baseline) but contributes (1 − s) of its gradient. On the "
            "tiny profile the random model writes no code, so only the void-turn mask shows in training; with a "
-           "real model, look for `tools/success_rate` rising faster with c1 than without."),
+           "real model, look for `tools/success_rate` rising faster with c1 than without.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 05
@@ -403,9 +403,9 @@ notebook("05_entropy_at_tool_boundaries", [
                   "about 60 s (SmolLM2-135M on CPU, converted once)", "a few minutes (sampled rollouts of the base model)",
                   "mean entropy vs offset from the tool return, with the tokens before the call for comparison.")),
     ("params", PARAMS),
-    ("md", "On the tiny profile a random model has the same entropy everywhere (≈ log V), so this notebook "
+    ("md", ("On the tiny profile a random model has the same entropy everywhere (≈ log V), so this notebook "
            "uses SmolLM2-135M-Instruct reading the replayed TIR trajectories (teacher forcing). On the full "
-           "profile, replace them with rollouts sampled from the base model."),
+           "profile, replace them with rollouts sampled from the base model.")),
     ("code", REPLAY.replace("cfg = profile_config(PROFILE, short)",
                             'cfg = profile_config(PROFILE, short + (["model.name=smollm2-135m", "model.dtype=bfloat16", "model.lora.enabled=false"] if PROFILE == "tiny" else []))')
                    .replace("demo_scripts(problems)", "demo_scripts(problems)[0::3]")   # the two mixed groups: 0 and 3
@@ -430,10 +430,10 @@ other = model_tok.filter(pl.col("post_tool") == 0)["entropy"].mean()
 first = model_tok.filter(pl.col("offset").is_between(0, 3))["entropy"].mean()
 print(f"mean entropy: post-tool turn {post:.3f} | first 4 tokens after the output {first:.3f} | other model tokens {other:.3f}")
 '''),
-    ("md", "**What this shows / what to look for.** The curve starts at the first model token after each tool "
+    ("md", ("**What this shows / what to look for.** The curve starts at the first model token after each tool "
            "output (offset 0). TAO-RL's premise is that entropy is high there (the model must absorb new "
            "information) and decays over the turn. On these short replayed turns with a 135M model the effect "
-           "is small and noisy; judge it on the full profile's sampled rollouts, where the 95 % bands are tight."),
+           "is small and noisy; judge it on the full profile's sampled rollouts, where the 95 % bands are tight.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 06
@@ -500,11 +500,11 @@ g = df.filter(pl.col("name") == "tao/gated_fraction")
 assert g.filter(pl.col("arm") == "all")["value"].to_list() == [1.0] * len(SEEDS)
 fig
 '''),
-    ("md", "**What this shows.** With a = 0.01 the factor stays within about ±a·max|Ĥ| of 1, so shaping "
+    ("md", ("**What this shows.** With a = 0.01 the factor stays within about ±a·max|Ĥ| of 1, so shaping "
            "re-weights tokens gently; the three gates differ only in which tokens get it (the all-gate lights "
            "every model token, the control exactly the complement of the paper's gate). On the tiny profile "
            "the random model writes no code, so in training the post-tool gate is empty (gated fraction 0). "
-           "On the full profile compare accuracy and post-tool entropy across the three arms."),
+           "On the full profile compare accuracy and post-tool entropy across the three arms.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 07
@@ -553,10 +553,10 @@ print(f"OURS: {PROFILE} profile ({res.base.model.name}, {STEPS} steps, procedura
       "PAPER: Qwen2.5-7B base, full RL run, real benchmarks (spec §5). Different scales: compare orderings, not values.")
 ours.join(paper, on="arm", how="left")
 '''),
-    ("md", "**What this shows / what to look for.** Pass@k is never below Avg@k (asserted). On the tiny "
+    ("md", ("**What this shows / what to look for.** Pass@k is never below Avg@k (asserted). On the tiny "
            "profile a one-step random model answers nothing, so every arm scores 0: the numbers only prove the "
            "pipeline. On the full profile, the paper's claim to check is the ordering TAO-RL ≥ SimpleTIR ≫ "
-           "TIR baseline, with the gap larger than the seed spread."),
+           "TIR baseline, with the gap larger than the seed spread.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 08
@@ -603,9 +603,9 @@ dr = decide(trajs, profile_config(PROFILE, [*short, "algo.adv=drgrpo"])).traject
 exp = dr.with_columns((pl.col("reward") - pl.col("reward").mean().over("group")).alias("e"))
 assert (exp["advantage"] - exp["e"]).abs().max() < 1e-6
 '''),
-    ("md", "Anti-clip only changes the loss where the policy ratio has moved above 1 + ε_high on a gated token, "
+    ("md", ("Anti-clip only changes the loss where the policy ratio has moved above 1 + ε_high on a gated token, "
            "which needs more than one update on a batch; it shows in training as `tao/anti_clip_fraction` "
-           "(with `train.ppo_epochs=2`)."),
+           "(with `train.ppo_epochs=2`).")),
     ("code", '''
 from taorl.ablation import run_arms, compare
 from taorl.walkthrough import notebook_runs_dir
@@ -619,8 +619,8 @@ assert set(d["arm"]) == set(arms) - {"TAO-RL"}          # each arm changes only 
 df, fig = compare(res, ["reward", "tao/gated_fraction", "grad_norm"])
 fig
 '''),
-    ("md", "**What this shows.** Each variant is one or two switches on the same base config (see `res.diff()`), "
+    ("md", ("**What this shows.** Each variant is one or two switches on the same base config (see `res.diff()`), "
            "and each does on a real batch exactly what its formula says. On the tiny profile the training arms "
-           "only show the plumbing; on the full profile compare accuracy and entropy curves across the five arms."),
+           "only show the plumbing; on the full profile compare accuracy and entropy curves across the five arms.")),
 ])
 print("notebooks written to", HERE)

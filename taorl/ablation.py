@@ -226,10 +226,10 @@ def comparison_figure(summary: pl.DataFrame, arms: list[str], metrics: list[str]
         by_arm = {r["arm"]: r for r in s.iter_rows(named=True)}
         xs = [a for a in arms if a in by_arm]
         fig.add_trace(go.Bar(x=xs, y=[by_arm[a]["mean"] for a in xs],
-                             error_y=dict(type="data", array=[by_arm[a]["sem"] for a in xs]),
+                             error_y={"type": "data", "array": [by_arm[a]["sem"] for a in xs]},
                              name=name, showlegend=False), row=k // cols + 1, col=k % cols + 1)
     fig.update_layout(title=title or "ablation: mean ± s.e.m. over seeds", height=320 * rows,
-                      template="plotly_white", margin=dict(t=60, l=40, r=20, b=40))
+                      template="plotly_white", margin={"t": 60, "l": 40, "r": 20, "b": 40})
     return fig
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from pathlib import Path
 
 import polars as pl
 import torch
@@ -222,7 +223,7 @@ def demo_scripts(problems: list) -> list[list[list[str]]]:
         c = _codes(p)
         right, wrong = p.answer, str(int(p.answer) + 1)
 
-        def call(kind: str) -> str:
+        def call(kind: str, c: dict = c) -> str:
             return f"Let me compute it.\n```python\n{c[kind]}\n```"
 
         def box(x: str) -> str:
@@ -245,11 +246,10 @@ def demo_scripts(problems: list) -> list[list[list[str]]]:
     return out
 
 
-def notebook_runs_dir(name: str) -> "Path":
+def notebook_runs_dir(name: str) -> Path:
     """Where a notebook writes its runs: $TAORL_NOTEBOOK_RUNS/<name> (tests point it at a temp dir),
     else <repo>/runs/notebooks/<name>."""
     import os
-    from pathlib import Path
 
     root = os.environ.get("TAORL_NOTEBOOK_RUNS")
     base = Path(root) if root else Path(__file__).resolve().parents[1] / "runs" / "notebooks"

@@ -8,8 +8,7 @@ import polars as pl
 import pytest
 import torch
 
-from taorl.ablation import (ArmResults, compare, decide, profile_config, run_arms, summarize,
-                            token_frame)
+from taorl.ablation import ArmResults, compare, decide, profile_config, run_arms, summarize, token_frame
 from taorl.errors import UserError
 
 SHORT = ["rollout.max_turns=3", "rollout.max_turn_tokens=64", "rollout.max_response_tokens=256",
