@@ -76,7 +76,7 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, gen: torch.Generat
         drop_sorted = before >= params.top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         masked = masked.masked_fill(drop, float("-inf"))
-    logq = torch.log_softmax(masked, -1)
+    logq = torch.log_softmax(masked, -1) if masked is not z else full_lp  # no truncation: q = p
     y = torch.multinomial(logq.exp(), 1, generator=gen)[:, 0]
     return y, logq.gather(-1, y[:, None])[:, 0], full_lp.gather(-1, y[:, None])[:, 0]
 
