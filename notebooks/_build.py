@@ -492,7 +492,9 @@ from taorl.ablation import run_arms, compare
 from taorl.walkthrough import notebook_runs_dir
 STEPS = {"tiny": 1, "full": 200}[PROFILE]
 SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
-res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}", "algo.filter.group.enabled=false"]),
+# filters off in this comparison, so that every rollout trains and shows its gate (even void ones)
+NO_FILTERS = ["algo.filter.group.enabled=false", "algo.filter.void_turn_mask=false", "algo.filter.overlong_mask=false"]
+res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}", *NO_FILTERS]),
                {"post_tool": [], "all": ["algo.shaping.gate=all"], "non_post_tool": ["algo.shaping.gate=non_post_tool"]},
                seeds=SEEDS, runs_dir=notebook_runs_dir("06"))
 df, fig = compare(res, ["tao/gated_fraction", "tao/shaping_factor_std", "entropy"])
@@ -593,11 +595,10 @@ summary
 ch = frames["Cheng additive"].filter(pl.col("segment") == "model")
 bonus = (ch["gate"] * pl.Series([min(0.1 * h, abs(a) / 2) for h, a in zip(ch["entropy"], ch["advantage"])]))
 assert ((ch["shaped_advantage"] - ch["advantage"]) - bonus).abs().max() < 1e-5
-# 80/20 gate: round(0.2 n) of the n loss tokens, the highest-entropy ones
+# 80/20 gate: round(0.2 n) of the n model (loss-mask) tokens of the batch, the highest-entropy ones
 eq = frames["entropy top 20%"].filter(pl.col("segment") == "model")
-loss_tok = eq.filter(pl.col("weight") > 0)
-assert int(eq["gate"].sum()) == round(0.2 * loss_tok.height)
-assert eq.filter(pl.col("gate") == 1)["entropy"].min() >= loss_tok.filter(pl.col("gate") == 0)["entropy"].max()
+assert int(eq["gate"].sum()) == round(0.2 * eq.height)
+assert eq.filter(pl.col("gate") == 1)["entropy"].min() >= eq.filter(pl.col("gate") == 0)["entropy"].max()
 # Dr.GRPO: Â = r - mean(r), no division by the std
 dr = decide(trajs, profile_config(PROFILE, [*short, "algo.adv=drgrpo"])).trajectories.filter(pl.col("group_kept"))
 exp = dr.with_columns((pl.col("reward") - pl.col("reward").mean().over("group")).alias("e"))
