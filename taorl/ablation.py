@@ -35,7 +35,7 @@ from taorl.errors import UserError
 
 # profile -> (config file under configs/, extra overrides). "tiny": CPU, minutes; "full": GPU.
 PROFILES: dict[str, tuple[str, list[str]]] = {
-    "tiny": ("tiny.yaml", ["logging.progress=false"]),
+    "tiny": ("tiny.yaml", ["logging.progress=false", "tool.workers=1"]),
     "full": ("default.yaml", []),
 }
 REPO_ROOT = Path(__file__).resolve().parents[1]
