@@ -204,7 +204,7 @@ notebook("02_grpo_tir_baseline", [
     ("md", header("02 · GRPO-TIR baseline (no filters)",
                   "what plain GRPO does with tool-integrated rollouts: zero-variance groups that carry no "
                   "signal, trajectories whose tools all failed but still get advantage, void turns, and the grad norm.",
-                  "about 40 s", "an hour or so on one GPU (200 steps)",
+                  "about 1 minute", "an hour or so on one GPU (200 steps)",
                   "the baseline's per-rollout advantages on a batch that contains every case, and its training curves.")),
     ("params", PARAMS),
     ("code", REPLAY),
@@ -264,7 +264,7 @@ notebook("03_criterion2_zero_variance_groups", [
     ("md", header("03 · Criterion 2: zero-variance groups",
                   "which groups criterion 2 (answer discriminability, 0 < ρ < 1) drops and why, how many "
                   "survive, and how oversampling and refill (train on fewer vs duplicate) fill the batch.",
-                  "about 50 s", "about 2 hours on one GPU (2 arms × 3 seeds)",
+                  "about 1 minute", "about 2 hours on one GPU (2 arms × 3 seeds)",
                   "drop counts per reason that match the groups' pass rates, and a comparison of kept groups per step.")),
     ("params", PARAMS),
     ("code", REPLAY),
@@ -442,7 +442,7 @@ notebook("06_entropy_shaping", [
                   "the shaped advantage Ã = Â(1 + a·g·Ĥ) under three gates: post-tool tokens (paper), all tokens "
                   "(released code), non-post-tool tokens (negative control); the distribution of (1 + a·Ĥ); "
                   "sweeps of a and of the window W.",
-                  "about 60 s", "about 6 hours on one GPU (3 gates × 3 seeds)",
+                  "about 1.5 minutes", "about 6 hours on one GPU (3 gates × 3 seeds)",
                   "factor histograms per gate, a linear sweep in a, window counts, and a training comparison.")),
     ("params", PARAMS),
     ("code", REPLAY),
@@ -567,7 +567,7 @@ notebook("08_variants", [
                   "four published alternatives run through the same helper: an additive entropy bonus "
                   "min(α·H, |Â|/κ), a gate on the top 20 % entropy tokens, Dr.GRPO's unnormalised advantage, and "
                   "the anti-clip of gated tokens.",
-                  "about 60 s", "about 8 hours on one GPU (5 arms × 3 seeds)",
+                  "about 1.5 minutes", "about 8 hours on one GPU (5 arms × 3 seeds)",
                   "each variant's effect on the same batch checked against its formula, and a training comparison.")),
     ("params", PARAMS),
     ("code", REPLAY),

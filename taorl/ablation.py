@@ -33,10 +33,10 @@ import polars as pl
 from taorl.config import Config, apply_overrides, config_diff, load_config
 from taorl.errors import UserError
 
-# profile -> (config file under configs/, extra overrides). "tiny": CPU, minutes; "full": GPU.
+# profile -> (config file under configs/, extra overrides). "tiny": CPU, minutes; "full": one GPU, paper config.
 PROFILES: dict[str, tuple[str, list[str]]] = {
     "tiny": ("tiny.yaml", ["logging.progress=false", "tool.workers=1"]),
-    "full": ("default.yaml", []),
+    "full": ("qwen2.5-1.5b.yaml", []),  # the paper's smallest scale, one GPU
 }
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
