@@ -94,3 +94,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """streamlit's AppTest leaves sys.modules['__main__'] pointing at the app script; a later
+    multiprocessing 'spawn' pool would then re-run the app in every worker, each worker would die and
+    the pool would respawn it forever. Restore the real __main__ after every test."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
