@@ -46,10 +46,11 @@ class ToolCall:
     stdout: str = ""
     stderr_last: str = ""
     wall_ms: float = 0.0
+    no_output_ok: bool = False  # tool.ok_requires_stdout=false: a clean run that printed nothing succeeds
 
     @property
     def ok(self) -> bool:
-        return self.status in OK_STATUSES
+        return self.status in OK_STATUSES or (self.no_output_ok and self.status == "no_output")
 
 
 @dataclass

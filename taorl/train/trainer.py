@@ -233,6 +233,10 @@ class Trainer:
         with timer("rollout"):
             trajs = run_rollouts(self.engine, self.sandbox, problems, G, rc, cfg.data,
                                  tool_enabled=cfg.tool.enabled, seed=seed, progress=cfg.logging.progress)
+        if not cfg.tool.ok_requires_stdout:  # spec §1: n_ok's definition is configurable
+            for t in trajs:
+                for c in t.tool_calls:
+                    c.no_output_ok = True
         n = len(problems)
         by_group = [[None] * G for _ in range(n)]
         for t in trajs:
