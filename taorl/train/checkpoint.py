@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from taorl.store._files import fsync_dir
+
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"^step=(\d{6,})$")
 
@@ -88,21 +90,12 @@ def save_checkpoint(run_dir: str | Path, step: int, policy, optimizer: torch.opt
         shutil.rmtree(old)
     else:
         tmp.rename(final)
-    _fsync_dir(root)
+    fsync_dir(root)
     for _, p in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
     return final
 
 
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def clean_partial(run_dir: str | Path) -> None:
