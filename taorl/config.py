@@ -22,7 +22,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
 from taorl.errors import UserError
 
 
@@ -246,7 +245,7 @@ class Config(_Strict):
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> "Config":
+    def _check_consistency(self) -> Config:
         g = self.algo.filter.group
         if g.acc_low >= g.acc_high:
             raise ValueError(f"algo.filter.group: acc_low ({g.acc_low}) must be < acc_high ({g.acc_high})")

@@ -217,7 +217,8 @@ class Trainer:
     # ---------------------------------------------------------------------------------------- step
     def train_step(self, step: int) -> dict[str, float]:
         from taorl.algo import filter_groups, group_advantages, trajectory_weights
-        from taorl.eval.runner import due as eval_due, training_eval_rows
+        from taorl.eval.runner import due as eval_due
+        from taorl.eval.runner import training_eval_rows
         from taorl.rollout.loop import run_rollouts
 
         cfg, rc = self.cfg, self.cfg.rollout
