@@ -219,12 +219,29 @@ class _Zygote:
             "max_open_files": c.max_open_files, "out_keep": keep, "out_hard": max(1 << 20, 64 * keep),
         }
 
+    def _hidden_by_private_tmp(self) -> list[str]:
+        """Host directories the jailed zygote needs that the private /tmp would hide (a checkout or a
+        tool venv under /tmp): bound back read-only inside the jail."""
+        needed = [ZYGOTE.parent, Path(self.python).absolute().parent.parent]
+        out = []
+        for p in needed:
+            p = Path(os.path.abspath(p))
+            if p.is_relative_to("/tmp") and p != Path("/tmp"):
+                # bind the top directory under /tmp, so no intermediate directory is created inside
+                # the jail with permissions the unprivileged tool user cannot traverse
+                top = str(Path("/tmp") / p.relative_to("/tmp").parts[0])
+                if top not in out:
+                    out.append(top)
+        return out
+
     def _command(self) -> list[str]:
         argv = [self.python, "-I", str(ZYGOTE), json.dumps(self._settings())]
         env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"]
         if self.level == "nsjail":
             cmd = [nsjail_binary(), "-Mo", "-Q", "--chroot", "/", "--disable_clone_newuser", "-u", "0", "-g", "0",
                    "-T", "/tmp", "--cwd", "/tmp", "--time_limit", "0", "--hostname", "taorl"]
+            for d in self._hidden_by_private_tmp():
+                cmd += ["-R", d]
             for cap in _CAPS:
                 cmd += ["--cap", cap]
             for lim in ("as", "cpu", "fsize", "nofile", "nproc", "stack"):  # the children set the real ones
@@ -236,6 +253,8 @@ class _Zygote:
             cmd = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                    "--unshare-cgroup-try", "--new-session", "--ro-bind", "/", "/", "--perms", "1777",
                    "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
+            for d in self._hidden_by_private_tmp():
+                cmd += ["--ro-bind", d, d]
             for cap in _CAPS:
                 cmd += ["--cap-add", cap]
             for e in env:
