@@ -46,7 +46,10 @@ def print_table(results, title: str) -> None:
             cells.append(f"{100 * v:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")
         cells.append(f"{r.seconds:.0f} s")
         table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: wide enough for every column
+        console = Console(width=160)
+    console.print(table)
 
 
 def eval_main(args) -> int:
