@@ -26,6 +26,7 @@ Timeouts. math-verify's own timeout uses ``signal.alarm`` and only works in the 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import multiprocessing as mp
@@ -175,6 +176,8 @@ def _get_pool(workers: int):
         pool = _POOL.get(workers)
         if pool is None:
             pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker)
+            if not _POOL:  # stop the workers before interpreter teardown (Pool.__del__ then fails noisily)
+                atexit.register(shutdown_pools)
             _POOL[workers] = pool
         return pool
 
