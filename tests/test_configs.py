@@ -38,22 +38,23 @@ def test_code_compat_applies_the_preset():
     assert cfg.algo.shaping.detach is False and cfg.algo.filter.group.refill == "duplicate"
 
 
-def test_typo_key_is_one_line_with_suggestion(tmp_path):
+def _error_for(tmp_path, text: str) -> tuple[str, object]:
+    """The ConfigError message for a config file holding `text`, and the file's path."""
     p = tmp_path / "bad.yaml"
-    p.write_text("algo:\n  shapng:\n    coef: 0.02\n")
+    p.write_text(text)
     with pytest.raises(ConfigError) as e:
         load_config(p)
-    msg = str(e.value)
+    return str(e.value), p
+
+
+def test_typo_key_is_one_line_with_suggestion(tmp_path):
+    msg, p = _error_for(tmp_path, "algo:\n  shapng:\n    coef: 0.02\n")
     assert "\n" not in msg
     assert str(p) in msg and "algo.shapng" in msg and "did you mean 'shaping'" in msg
 
 
 def test_wrong_type_is_one_line(tmp_path):
-    p = tmp_path / "bad.yaml"
-    p.write_text("train:\n  lr: fast\n")
-    with pytest.raises(ConfigError) as e:
-        load_config(p)
-    msg = str(e.value)
+    msg, p = _error_for(tmp_path, "train:\n  lr: fast\n")
     assert "\n" not in msg and str(p) in msg and "train.lr" in msg and "expected a number" in msg
 
 
