@@ -5,7 +5,9 @@
 
 Every token's text goes through html.escape; whitespace is made visible (· for a space, → for a
 tab, ↵ then a line break for a newline). Tool output is boxed and greyed (it is never trained on);
-prompt tokens are dimmed. Hovering a token shows its exact values.
+prompt tokens are dimmed. Hovering a token shows its exact values. Each coloured token's text is
+black or white, whichever contrasts more with its background (text_color_for), so a view stays
+readable whatever the range of the values (a random model's entropies near log |V| included).
 """
 
 from __future__ import annotations
@@ -70,14 +72,44 @@ def _rgb(t: float, stops: list[tuple[int, int, int]]) -> tuple[int, int, int]:
     return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))  # type: ignore[return-value]
 
 
-def color_of(value: float | None, scale: tuple[float, float], diverging: bool) -> str | None:
-    """CSS colour of a value on the scale (None for a missing value)."""
+def _rgb_of(value: float | None, scale: tuple[float, float], diverging: bool) -> tuple[int, int, int] | None:
     if value is None or not math.isfinite(value):
         return None
     lo, hi = scale
     t = (value - lo) / (hi - lo) if hi > lo else 0.5
-    r, g, b = _rgb(t, _DIV if diverging else _SEQ)
-    return f"rgb({r},{g},{b})"
+    return _rgb(t, _DIV if diverging else _SEQ)
+
+
+def color_of(value: float | None, scale: tuple[float, float], diverging: bool) -> str | None:
+    """CSS colour of a value on the scale (None for a missing value)."""
+    c = _rgb_of(value, scale, diverging)
+    return None if c is None else f"rgb({c[0]},{c[1]},{c[2]})"
+
+
+def luminance(rgb: tuple[int, int, int]) -> float:
+    """WCAG 2 relative luminance: L = 0.2126 R + 0.7152 G + 0.0722 B of the linearised channels,
+    c_lin = c/12.92 if c <= 0.04045 else ((c + 0.055)/1.055)^2.4, with c = channel/255."""
+    def lin(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG 2 contrast ratio (L_light + 0.05) / (L_dark + 0.05), from 1 (same) to 21 (black on white)."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+BLACK, WHITE = (0, 0, 0), (255, 255, 255)
+
+
+def text_color_for(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever contrasts more with the background. The worse of the two is at
+    least sqrt(21) ≈ 4.58 : 1 for any background (above WCAG AA's 4.5), so every cell stays
+    readable however the values fall on the scale."""
+    return BLACK if contrast_ratio(background, BLACK) >= contrast_ratio(background, WHITE) else WHITE
 
 
 def _visible(text: str) -> str:
@@ -99,7 +131,7 @@ CSS = """
   white-space:normal;word-break:break-word;color:#1a1a1a}
 .tao-tokens .t{border-radius:3px;padding:1px 0;cursor:default}
 .tao-tokens .t:hover{outline:1px solid #333}
-.tao-tokens .ws{color:#9a9a9a}
+.tao-tokens .ws{opacity:.5}  /* follows the token's text colour */
 .tao-tokens .prompt{color:#888}
 .tao-tokens .tool{display:inline;background:#f1f1f1;color:#6b6b6b;border:1px solid #b5b5b5;
   border-radius:4px;padding:2px 4px;margin:0 2px;box-decoration-break:clone;-webkit-box-decoration-break:clone}
@@ -154,8 +186,10 @@ def token_html(tokens: pl.DataFrame, quantity: str = "entropy", scale: tuple[flo
                  + f"&#10;token {html.escape(repr(r['token']), quote=True)}")
         text = _visible(r["token"] or "")
         if seg == "model":
-            c = color_of(float(v), scale, diverging)
-            style = f' style="background:{c}"' if c else ""
+            c = _rgb_of(float(v), scale, diverging)
+            fg = text_color_for(c) if c else None
+            style = (f' style="background:rgb({c[0]},{c[1]},{c[2]});color:rgb({fg[0]},{fg[1]},{fg[2]})"'
+                     if c else "")
             parts.append(f'<span class="t"{style} title="{title}">{text}</span>')
         else:
             cls = "t prompt" if seg == "prompt" else "t"
