@@ -46,7 +46,7 @@ def main() -> int:
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from taorl.store.synthetic import write_synthetic_run
+    from taorl.lab.synthetic import write_synthetic_run
 
     tmp = Path(tempfile.mkdtemp(prefix="taorl-bench-"))
     run = Path(a.run_dir) if a.run_dir else tmp / "runs" / "big"

@@ -1,6 +1,6 @@
 """Writes the numbered notebooks (stored without outputs). Edit the cells here, then run
 `.venv/bin/python notebooks/_build.py`. Notebooks call taorl only: their logic lives in
-taorl/ablation.py, taorl/walkthrough.py, taorl.viz and taorl.store."""
+taorl/lab/ablation.py, taorl/lab/walkthrough.py, taorl.viz and taorl.store."""
 
 import os
 from pathlib import Path
@@ -41,11 +41,11 @@ def notebook(name, cells):
 
 # Common microscope set-up: the demo batch replayed through the real loop + sandbox + grader.
 REPLAY = '''
-from taorl.ablation import profile_config, decide, token_frame
+from taorl.lab.ablation import profile_config, decide, token_frame
 from taorl.data.procedural import generate
 from taorl.tools import Sandbox
 from taorl.train.policy import build_policy
-from taorl.walkthrough import demo_scripts, replay_rollouts
+from taorl.lab.walkthrough import demo_scripts, replay_rollouts
 
 short = ["rollout.max_turns=3", "rollout.max_turn_tokens=64", "rollout.max_response_tokens=256",
          "rollout.obs_max_tokens=32", "rollout.group_size=4", "rollout.batch_prompts=4", "tool.timeout_s=2"]
@@ -73,11 +73,11 @@ notebook("00_quickstart", [
     ("code", '''
 from IPython.display import HTML, display
 import polars as pl
-from taorl.ablation import profile_config, decide, token_frame
+from taorl.lab.ablation import profile_config, decide, token_frame
 from taorl.data.procedural import generate
 from taorl.tools import Sandbox
 from taorl.train.policy import build_policy
-from taorl.walkthrough import replay_rollouts, segments_frame
+from taorl.lab.walkthrough import replay_rollouts, segments_frame
 from taorl.viz import token_html
 
 cfg = profile_config(PROFILE, ["rollout.group_size=2", "rollout.batch_prompts=1", "rollout.max_turn_tokens=64"])
@@ -105,7 +105,7 @@ assert tokens.filter(pl.col("segment") == "tool")["entropy"].null_count() == tok
     ("code", '''
 from taorl.store import open_run
 from taorl.train.trainer import Trainer
-from taorl.walkthrough import notebook_runs_dir
+from taorl.lab.walkthrough import notebook_runs_dir
 
 run_dir = notebook_runs_dir("00") / "quickstart"
 cfg_run = profile_config(PROFILE, ["train.steps=2"])
@@ -138,7 +138,7 @@ notebook("01_anatomy_of_a_tir_trajectory", [
     ("md", "## Statuses of tool calls\n\nEach snippet goes through the real sandbox (`taorl.tools.Sandbox`)."),
     ("code", '''
 import polars as pl
-from taorl.ablation import profile_config
+from taorl.lab.ablation import profile_config
 from taorl.tools import Sandbox
 
 snippets = {
@@ -164,7 +164,7 @@ assert {k: r.status for k, r in results.items()} == {k: k for k in snippets}
     ("md", "## Segments and masks of replayed rollouts"),
     ("code", REPLAY),
     ("code", '''
-from taorl.walkthrough import segments_frame, calls_frame
+from taorl.lab.walkthrough import segments_frame, calls_frame
 t = next(x for x in trajs if x.n_call == 2)   # demo_scripts: a call that printed nothing, then one that worked
 print(t.text)
 segments_frame(t, policy.tokenizer)
@@ -231,8 +231,8 @@ assert (failed_tools["weight"] == 1.0).all() and (tr.filter(pl.col("void"))["wei
            "advantage, rewarding broken code. Zero-variance groups cost a forward/backward but move nothing.")),
     ("md", "## The baseline in training"),
     ("code", '''
-from taorl.ablation import run_arms, compare
-from taorl.walkthrough import notebook_runs_dir
+from taorl.lab.ablation import run_arms, compare
+from taorl.lab.walkthrough import notebook_runs_dir
 STEPS = {"tiny": 2, "full": 200}[PROFILE]
 SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
 res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}"]), {"grpo_tir": BASELINE}, seeds=SEEDS,
@@ -298,8 +298,8 @@ print(f"valid groups: {n_valid} of {on.height}; duplicate refill adds {dup['dupl
 '''),
     ("md", "## In training: kept groups per step"),
     ("code", '''
-from taorl.ablation import run_arms, compare
-from taorl.walkthrough import notebook_runs_dir
+from taorl.lab.ablation import run_arms, compare
+from taorl.lab.walkthrough import notebook_runs_dir
 STEPS = {"tiny": 1, "full": 200}[PROFILE]
 SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
 base = profile_config(PROFILE, [f"train.steps={STEPS}", "rollout.oversample=2.0"])
@@ -375,8 +375,8 @@ print("dropped groups under exclude:", ex.groups.filter(~pl.col("kept")).select(
            "raises the group mean.")),
     ("md", "## In training"),
     ("code", '''
-from taorl.ablation import run_arms, compare
-from taorl.walkthrough import notebook_runs_dir
+from taorl.lab.ablation import run_arms, compare
+from taorl.lab.walkthrough import notebook_runs_dir
 STEPS = {"tiny": 1, "full": 200}[PROFILE]
 SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
 res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}"]),
@@ -488,8 +488,8 @@ sweep_a, sweep_w
 '''),
     ("md", "## In training"),
     ("code", '''
-from taorl.ablation import run_arms, compare
-from taorl.walkthrough import notebook_runs_dir
+from taorl.lab.ablation import run_arms, compare
+from taorl.lab.walkthrough import notebook_runs_dir
 STEPS = {"tiny": 1, "full": 200}[PROFILE]
 SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
 # filters off in this comparison, so that every rollout trains and shows its gate (even void ones)
@@ -519,9 +519,9 @@ notebook("07_tao_rl_vs_baselines", [
     ("params", PARAMS),
     ("code", '''
 import polars as pl
-from taorl.ablation import profile_config, run_arms, evaluate_arms, comparison_figure, summarize
+from taorl.lab.ablation import profile_config, run_arms, evaluate_arms, comparison_figure, summarize
 from taorl.data.procedural import generate
-from taorl.walkthrough import notebook_runs_dir
+from taorl.lab.walkthrough import notebook_runs_dir
 STEPS = {"tiny": 1, "full": 200}[PROFILE]
 SEEDS = {"tiny": [0, 1], "full": [0, 1, 2]}[PROFILE]
 K = {"tiny": 2, "full": 16}[PROFILE]
@@ -608,8 +608,8 @@ assert (exp["advantage"] - exp["e"]).abs().max() < 1e-6
            "which needs more than one update on a batch; it shows in training as `tao/anti_clip_fraction` "
            "(with `train.ppo_epochs=2`).")),
     ("code", '''
-from taorl.ablation import run_arms, compare
-from taorl.walkthrough import notebook_runs_dir
+from taorl.lab.ablation import run_arms, compare
+from taorl.lab.walkthrough import notebook_runs_dir
 STEPS = {"tiny": 1, "full": 200}[PROFILE]
 SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
 arms = {**V, "anti-clip": ["algo.loss.anti_clip=true", "train.ppo_epochs=2"]}

@@ -14,7 +14,7 @@ COMMANDS = {
     "sft": "taorl.train.cli:sft_main",
     "eval": "taorl.eval.cli:eval_main",
     "dashboard": "taorl.viz.launch:dashboard_main",
-    "synth": "taorl.store.synthetic:synth_main",
+    "synth": "taorl.lab.synthetic:synth_main",
     "model": "taorl.models:model_main",
 }
 

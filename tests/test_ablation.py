@@ -1,4 +1,4 @@
-"""taorl.ablation and taorl.walkthrough: decisions on a replayed batch worked out by hand, the
+"""taorl.lab.ablation and taorl.lab.walkthrough: decisions on a replayed batch worked out by hand, the
 replay engine's log-probs against an independent forward, token_frame against the formulas and
 an independent post-tool mask, run_arms / compare on real tiny runs."""
 
@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import torch
 
-from taorl.ablation import ArmResults, compare, decide, profile_config, run_arms, summarize, token_frame
+from taorl.lab.ablation import ArmResults, compare, decide, profile_config, run_arms, summarize, token_frame
 from taorl.errors import UserError
 
 SHORT = ["rollout.max_turns=3", "rollout.max_turn_tokens=64", "rollout.max_response_tokens=256",
@@ -20,7 +20,7 @@ def replayed():
     from taorl.data.procedural import generate
     from taorl.tools import Sandbox
     from taorl.train.policy import build_policy
-    from taorl.walkthrough import demo_scripts, replay_rollouts
+    from taorl.lab.walkthrough import demo_scripts, replay_rollouts
 
     cfg = profile_config("tiny", SHORT + ["model.lora.enabled=false"])
     policy = build_policy(cfg)

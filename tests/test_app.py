@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from taorl.store.synthetic import write_synthetic_run
+from taorl.lab.synthetic import write_synthetic_run
 
 APP = Path(__file__).parents[1] / "app" / "Home.py"
 PAGES = ["views/1_overview.py", "views/2_curves.py", "views/3_groups.py", "views/4_boundaries.py",

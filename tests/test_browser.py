@@ -62,7 +62,7 @@ def wait_rendered(page, timeout_ms: int = 30000) -> None:
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip("no /usr/bin/chromium (make browser-deps)")
-    from taorl.store.synthetic import write_synthetic_run
+    from taorl.lab.synthetic import write_synthetic_run
 
     runs = tmp_path_factory.mktemp("runs")
     write_synthetic_run(runs / "shaping-on", steps=40, trajectories_per_step=64, token_trajectories=8, seed=0)

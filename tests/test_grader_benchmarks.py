@@ -1,6 +1,6 @@
 """The grader against every reference answer of every set in ../shared/benchmarks (read in place).
 
-Per problem (taorl.rewards.selfcheck): the normalised reference boxed in a sentence grades correct,
+Per problem (taorl.lab.selfcheck): the normalised reference boxed in a sentence grades correct,
 the raw file form and a few equivalent rewritings grade correct (1/2 vs \\frac{1}{2} vs 0.5,
 3.83\\times10^{35} for 3.83e35, multi-answers reversed, degrees dropped), and plainly wrong answers
 grade wrong (reference + 1, a different number, a multi-answer missing an item, expression + 1, a bare
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from taorl.data import benchmark_names, load_benchmark
-from taorl.rewards.selfcheck import check_problems
+from taorl.lab.selfcheck import check_problems
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "benchmarks"
 

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from taorl.store import open_run
-from taorl.store.synthetic import tokenize, write_synthetic_run
+from taorl.lab.synthetic import tokenize, write_synthetic_run
 
 
 @pytest.fixture(scope="module")

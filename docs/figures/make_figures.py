@@ -19,13 +19,13 @@ from pathlib import Path
 import plotly.express as px
 import polars as pl
 
-from taorl.ablation import decide, profile_config, token_frame
+from taorl.lab.ablation import decide, profile_config, token_frame
 from taorl.data.procedural import generate
 from taorl.store.queries import boundary_profile, boundary_stats
 from taorl.tools import Sandbox
 from taorl.train.policy import build_policy
 from taorl.viz import boundary_profile_figure, token_html
-from taorl.walkthrough import demo_scripts, replay_rollouts
+from taorl.lab.walkthrough import demo_scripts, replay_rollouts
 
 OUT = Path(__file__).parent
 SHORT = ["rollout.max_turns=3", "rollout.max_turn_tokens=64", "rollout.max_response_tokens=256",

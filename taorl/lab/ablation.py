@@ -13,7 +13,7 @@ dashboard with ``taorl dashboard <runs_dir>``. A finished run whose resolved con
 is reused instead of re-trained (``reuse=True``), so re-executing a notebook is cheap.
 
 Two smaller tools for the "microscope" parts of the notebooks, on trajectories you already have
-(from ``taorl.rollout.run_rollouts`` or ``taorl.walkthrough.replay_rollouts``):
+(from ``taorl.rollout.run_rollouts`` or ``taorl.lab.walkthrough.replay_rollouts``):
 
     decide(trajs, cfg)            criterion 1 / void / overlong weights, criterion 2, advantages:
                                   the same taorl.algo calls, in the same order, as the trainer
@@ -38,7 +38,7 @@ PROFILES: dict[str, tuple[str, list[str]]] = {
     "tiny": ("tiny.yaml", ["logging.progress=false", "tool.workers=1"]),
     "full": ("qwen2.5-1.5b.yaml", []),  # the paper's smallest scale, one GPU
 }
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def profile_config(profile: str, overrides: list[str] | tuple[str, ...] = (), *,

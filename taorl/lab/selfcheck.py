@@ -6,7 +6,7 @@ a multi-answer list in reverse order, without ``^{\\circ}`` ...) must grade corr
 answers (the reference + 1, a different number, a multi-answer list missing one item, the
 expression + 1) must grade wrong. A problem "agrees" when every check holds.
 
-    python -m taorl.rewards.selfcheck [DATA_DIR] [--workers N]     # agreement rate per set
+    python -m taorl.lab.selfcheck [DATA_DIR] [--workers N]     # agreement rate per set
 """
 
 from __future__ import annotations

@@ -252,5 +252,5 @@ def notebook_runs_dir(name: str) -> Path:
     import os
 
     root = os.environ.get("TAORL_NOTEBOOK_RUNS")
-    base = Path(root) if root else Path(__file__).resolve().parents[1] / "runs" / "notebooks"
+    base = Path(root) if root else Path(__file__).resolve().parents[2] / "runs" / "notebooks"
     return base / name
