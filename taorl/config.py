@@ -170,12 +170,20 @@ class LossConfig(_Strict):
     entropy_coef: float = Field(0.0, ge=0.0)
 
 
+class RolloutCorrectionConfig(_Strict):
+    """Truncated importance sampling for the trainer/engine mismatch (taorl.algo.rollout_correction)."""
+
+    mode: Literal["off", "token", "sequence"] = "off"  # off: the paper's loss, unchanged
+    cap: float = Field(2.0, gt=0.0)  # C in  w = min(pi_old / pi_samp, C)
+
+
 class AlgoConfig(_Strict):
     adv: Literal["grpo", "drgrpo"] = "grpo"
     adv_eps: float = Field(1e-6, gt=0.0)
     filter: FilterConfig = FilterConfig()
     shaping: ShapingConfig = ShapingConfig()
     loss: LossConfig = LossConfig()
+    rollout_correction: RolloutCorrectionConfig = RolloutCorrectionConfig()
     entropy_chunk: int = Field(256, ge=1)  # tokens per chunk of the exact entropy computation
 
 

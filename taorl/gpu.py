@@ -26,6 +26,7 @@ warning, not an error (users on their own GPUs may run newer releases).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -92,9 +93,26 @@ def check_version(name: str, version: str | None = None) -> str | None:
     return None
 
 
+REPORTED = ("torch", "transformers", "peft", "unsloth", "unsloth_zoo", "vllm", "trl")
+
+
 def version_report() -> dict[str, str | None]:
     """Installed versions of the GPU stack (None when absent), for manifests and benchmark tables."""
-    return {n: installed_version(n) for n in ("torch", "transformers", "peft", "unsloth", "vllm", "trl")}
+    return {n: installed_version(n) for n in REPORTED}
+
+
+@contextlib.contextmanager
+def scoped_env(name: str, value: str):
+    """os.environ[name] = value inside the block, restored (or removed) after it."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -157,6 +175,9 @@ def preflight(cfg) -> None:
         raise UserError("rollout.vllm.mode=unsloth: the engine shares Unsloth's weights, so it needs "
                         "model.backend=unsloth (or set rollout.vllm.mode=standalone)")
     if cfg.model.backend == "unsloth":
+        # Unsloth's merged rollout hands out a sentinel only LLM.generate understands; taorl drives
+        # vLLM's engine loop, so it wants real LoRARequests (taorl.rollout.vllm.engine_lora_request)
+        os.environ.setdefault("UNSLOTH_VLLM_MERGED_ROLLOUT", "0")
         if cfg.rollout.vllm.sleep_between_phases and cfg.rollout.engine == "vllm" \
                 and cfg.rollout.vllm.mode == "unsloth":
             # Unsloth's "standby": vLLM and training share the GPU memory in turns (read at import)
@@ -209,3 +230,25 @@ def describe_device() -> dict[str, Any]:
         return {"device": "cpu"}
     p = torch.cuda.get_device_properties(0)
     return {"device": p.name, "memory_gb": round(p.total_memory / 2**30, 1), "cuda": torch.version.cuda}
+
+
+def run_environment(policy=None) -> dict[str, Any]:
+    """What a run's manifest records about where it ran: the device the policy's weights are on (the
+    GPU's name and memory, or cpu), the package versions, and the special tokens the trainer, the
+    engine and the token tables share (with Unsloth's note when it replaced the pad token)."""
+    env: dict[str, Any] = {}
+    dev = getattr(policy, "device", None)
+    if dev is None and policy is not None and hasattr(policy, "model"):
+        p = next(iter(policy.model.parameters()), None)
+        dev = p.device if p is not None else None
+    on_gpu = dev is not None and str(dev).startswith("cuda")
+    env.update(describe_device() if on_gpu else {"device": "cpu"})
+    env["versions"] = {k: v for k, v in version_report().items() if v is not None}
+    tok = getattr(policy, "tokenizer", None)
+    if tok is not None:
+        env["tokens"] = {"eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
+                         "eos_token": tok.eos_token, "pad_token": tok.pad_token}
+        note = getattr(policy, "token_note", None)
+        if note:
+            env["tokens"]["note"] = note
+    return env

@@ -81,6 +81,14 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, gen: torch.Generat
     return y, logq.gather(-1, y[:, None])[:, 0], full_lp.gather(-1, y[:, None])[:, 0]
 
 
+def sampling_generator(model, seed: int) -> torch.Generator:
+    """A generator seeded `seed` on the device of the model's weights, where its logits are:
+    torch.multinomial needs the generator on its input's device (a CPU generator fails on CUDA)."""
+    p = next(iter(model.parameters()), None)
+    device = p.device if p is not None else torch.device("cpu")
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
 class HFEngine:
     """Engine over a transformers model on CPU (or one device). sync() just points at the new module."""
 
@@ -107,7 +115,7 @@ class HFEngine:
             else [params.max_tokens] * len(prompts)
         if params.stop_at_code_block and self._ticks is None:
             self._ticks = backtick_ids(self.tokenizer)
-        gen = torch.Generator().manual_seed(int(params.seed))
+        gen = sampling_generator(self.model, params.seed)
         # batch prompts of similar length together (less padding); results go back in input order
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
         out: list[Completion | None] = [None] * len(prompts)

@@ -233,6 +233,26 @@ class VLLMEngine:
                    sleep_between_phases=vc.sleep_between_phases, max_model_len=mc.max_seq_len)
 
     @classmethod
+    def for_model(cls, cfg) -> VLLMEngine:
+        """A standalone engine on cfg.model.name's weights as they are (evaluation: no policy, no sync)."""
+        from transformers import AutoTokenizer
+
+        from taorl import gpu
+
+        gpu.require_cuda("evaluation on vLLM")
+        vllm = gpu.import_vllm()
+        vc, mc = cfg.rollout.vllm, cfg.model
+        path = gpu.model_dir(mc)
+        dtype = mc.dtype if vc.dtype == "auto" else vc.dtype
+        llm = vllm.LLM(model=str(path), tokenizer=str(path), dtype=dtype, seed=cfg.train.seed,
+                       gpu_memory_utilization=vc.gpu_memory_utilization, max_num_seqs=vc.max_num_seqs,
+                       max_model_len=mc.max_seq_len, enforce_eager=vc.enforce_eager,
+                       enable_prefix_caching=True, logprobs_mode=PROCESSED)
+        tok = AutoTokenizer.from_pretrained(str(path))
+        tok.clean_up_tokenization_spaces = False
+        return cls(llm, tok, weight_sync="none", max_model_len=mc.max_seq_len)
+
+    @classmethod
     def from_unsloth(cls, cfg, policy) -> VLLMEngine:
         """The engine inside an Unsloth policy loaded with fast_inference=True (shared weights)."""
         llm = getattr(policy, "vllm_engine", None)
@@ -274,7 +294,7 @@ class VLLMEngine:
 
     def _push_weights(self) -> None:
         if self.weight_sync == "lora_request":
-            self._lora = self.policy.lora_request()
+            self._lora = engine_lora_request(self.policy.lora_request())
         else:
             import torch
 
@@ -485,6 +505,35 @@ def load_into_vllm(llm, pairs: Iterable[tuple[str, Any]]) -> int:
     else:
         raise RuntimeError("cannot reach the vLLM model to load weights (set VLLM_ENABLE_V1_MULTIPROCESSING=0)")
     return len(pairs)
+
+
+# ------------------------------------------------------------------------------------ LoRA requests
+MERGED_ROLLOUT_ENV = "UNSLOTH_VLLM_MERGED_ROLLOUT"
+
+
+def engine_lora_request(req: Any) -> Any:
+    """`req` if vLLM's engine loop can take it as lora_request (None or a real LoRARequest), else a
+    clear error.
+
+    vLLM's output processor reads `lora_request.lora_name` when a request is added (RequestState in
+    vllm/v1/engine/output_processor.py), and the scheduler reads `lora_int_id`. Unsloth's opt-in
+    "merged rollout" (UNSLOTH_VLLM_MERGED_ROLLOUT=1) makes `model.load_lora(...)` return a sentinel
+    instead (`_MergedLoRARequest`, marked `_unsloth_merged`) that only the wrapper Unsloth installs
+    around `LLM.generate` / `LLM.chat` understands: it folds W + s*B*A into the shared weights for
+    the duration of that call and passes lora_request=None. taorl drives `llm_engine.add_request`
+    directly (see the module docstring), so the sentinel reached vLLM as is and crashed at the first
+    rollout ("'_MergedLoRARequest' object has no attribute 'lora_name'"). UnslothPolicy.lora_request
+    therefore asks Unsloth for a real LoRARequest (the switch set to 0 around the call); this check
+    turns any other object into an error that says what happened.
+    """
+    if req is None or (hasattr(req, "lora_name") and hasattr(req, "lora_int_id")):
+        return req
+    if getattr(req, "_unsloth_merged", False):
+        raise RuntimeError(f"the policy returned Unsloth's merged-rollout sentinel ({type(req).__name__}) "
+                           "instead of a vLLM LoRARequest; it only works through LLM.generate, and taorl "
+                           f"drives vLLM's engine loop directly: set {MERGED_ROLLOUT_ENV}=0")
+    raise TypeError(f"lora_request must be None or a vllm LoRARequest (with lora_name and lora_int_id), "
+                    f"got {type(req).__name__}")
 
 
 # ------------------------------------------------------------------------------------- factory

@@ -36,6 +36,33 @@ from taorl.errors import UserError
 from taorl.train.policy import HFPolicy
 
 
+def agree_special_tokens(tokenizer, model, model_path) -> str | None:
+    """Make the tokenizer, the model's configs and (through them) the engine agree on eos and pad.
+
+    Unsloth replaces a pad token equal to eos on load ("bad pad_token (<|im_end|>). Using pad_token
+    = <|endoftext|>" on the SmolLM2 tokenizer): that is fine for taorl (the trainer pads with
+    tokenizer.pad_token_id and masks by length, never by id) as long as eos is untouched, since eos
+    is what ends a turn in every engine. This checks that eos is still the one saved in
+    `model_path`, writes the tokenizer's pad id into model.config / generation_config, and returns
+    a note for the run manifest when the pad token changed (None otherwise).
+    """
+    from transformers import AutoTokenizer
+
+    saved = AutoTokenizer.from_pretrained(str(model_path))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if saved.eos_token_id is not None and tokenizer.eos_token_id != saved.eos_token_id:
+        raise RuntimeError(f"Unsloth changed the eos token of {model_path} from {saved.eos_token!r} to "
+                           f"{tokenizer.eos_token!r}; taorl's turns end at eos, so they must agree")
+    for conf in (getattr(model, "config", None), getattr(model, "generation_config", None)):
+        if conf is not None:
+            conf.pad_token_id = tokenizer.pad_token_id
+    if saved.pad_token_id != tokenizer.pad_token_id:
+        return (f"pad token {saved.pad_token!r} ({saved.pad_token_id}) replaced by Unsloth with "
+                f"{tokenizer.pad_token!r} ({tokenizer.pad_token_id}); eos stays {tokenizer.eos_token!r}")
+    return None
+
+
 class UnslothPolicy(HFPolicy):
     def __init__(self, mcfg, *, need_reference: bool = False, rollout=None, seed: int = 0):
         from taorl import gpu
@@ -68,8 +95,7 @@ class UnslothPolicy(HFPolicy):
         # the engine hangs off the base model; take it before peft wraps the model
         self.vllm_engine = getattr(model, "vllm_engine", None) if fast else None
         tokenizer.clean_up_tokenization_spaces = False
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        self.token_note = agree_special_tokens(tokenizer, model, self.model_path)
         self.tokenizer = tokenizer
         if self.lora:
             present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -112,7 +138,14 @@ class UnslothPolicy(HFPolicy):
             raise RuntimeError("lora_request() on a policy without LoRA")
         if self._lora_dir is None:  # Unsloth writes the adapter config there once
             self._lora_dir = tempfile.mkdtemp(prefix="taorl-lora-")
-        return self.model.load_lora(self._lora_dir, load_tensors=True)
+        from taorl.gpu import scoped_env
+        from taorl.rollout.vllm import MERGED_ROLLOUT_ENV, engine_lora_request
+
+        # a real LoRARequest, not Unsloth's merged-rollout sentinel (see engine_lora_request): the
+        # switch is read when load_lora runs
+        with scoped_env(MERGED_ROLLOUT_ENV, "0"):
+            req = self.model.load_lora(self._lora_dir, load_tensors=True)
+        return engine_lora_request(req)
 
     # ------------------------------------------------------------------------------------ export
     def export(self, directory):

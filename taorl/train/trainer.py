@@ -42,8 +42,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from taorl.algo.rollout_correction import MISMATCH_METRICS
 from taorl.config import Config
 from taorl.errors import UserError
+from taorl.gpu import run_environment
 from taorl.train.checkpoint import clean_partial, latest_checkpoint, load_checkpoint, save_checkpoint
 from taorl.train.cursor import DataCursor
 from taorl.train.metrics import Averager, filter_metrics, post_tool_mask, rollout_metrics
@@ -95,6 +97,13 @@ def batch_on(policy, trajs, adv, weights, pad_id: int):
             if isinstance(v, torch.Tensor):
                 setattr(b, f.name, v.to(device))
     return b
+
+
+def release_engine(engine) -> None:
+    """End of a generation phase: let the engine free its accelerator memory (a no-op for hf)."""
+    release = getattr(engine, "release", None)
+    if release is not None:
+        release()
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -172,8 +181,8 @@ class Trainer:
         from taorl.tools import Sandbox
 
         self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step,
-                                extra={"model": cfg.model.name, "taorl": __version__, "device": "cpu",
-                                       "backend": cfg.model.backend})
+                                extra={"model": cfg.model.name, "taorl": __version__, "backend": cfg.model.backend,
+                                       **run_environment(self.policy)})
         self.engine = build_engine(cfg, self.policy)  # hf on CPU; vllm when rollout.engine=vllm
         self.sandbox = Sandbox(cfg.tool)
         self._tok_text: dict[int, str] = {}
@@ -234,6 +243,7 @@ class Trainer:
         with timer("rollout"):
             trajs = run_rollouts(self.engine, self.sandbox, problems, G, rc, cfg.data,
                                  tool_enabled=cfg.tool.enabled, seed=seed, progress=cfg.logging.progress)
+            release_engine(self.engine)  # vLLM sleeps through training (rollout.vllm.sleep_between_phases)
         if not cfg.tool.ok_requires_stdout:  # spec §1: n_ok's definition is configurable
             for t in trajs:
                 for c in t.tool_calls:
@@ -286,6 +296,8 @@ class Trainer:
             m.update(rollout_metrics(flat))
             m.update(filter_metrics(group_reason, traj_reasons))
             m.update(train_out["metrics"])
+            for k in MISMATCH_METRICS:  # every step, NaN when no rollout was trained
+                m.setdefault(k, float("nan"))
             m["lr"] = lr_at(cfg, step)
             t_rollout = timer.s["rollout"]
             # the loop times its phases: generation, tool execution (wall, calls of a turn run
@@ -316,6 +328,7 @@ class Trainer:
             self.policy.train_mode(False)
             with timer("eval"):
                 evals = training_eval_rows(self.engine, self.sandbox, cfg, progress=cfg.logging.progress)
+                release_engine(self.engine)
             m["perf/eval_s"] = timer.s["eval"]
         t_write = time.perf_counter()
         self.writer.write_step(step, metrics=m, groups=groups, trajectories=traj_rows, tokens=token_tbl,
@@ -346,6 +359,7 @@ def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int]
     Returns {"metrics": {...}, "tokens": {traj id: per-response-token arrays}}.
     """
     from taorl.algo import agg_denominator, tao_loss
+    from taorl.algo.rollout_correction import apply_rollout_correction
 
     acfg = cfg.algo
     temp = cfg.rollout.temperature
@@ -394,10 +408,14 @@ def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int]
             mini_loss = 0.0
             for mk, b in micro:
                 logp, ent = forward(b, grad=True)
+                samp_logp = b.old_logprobs  # the engine's sampling log-probs, before the overwrite
                 if old:
                     b.old_logp = torch.stack([_pad_to(old[k], logp.shape[1]) for k in mk])
                 else:
                     b.old_logp = logp.detach()
+                # mismatch metrics (first epoch) and truncated importance weights (algo.rollout_correction)
+                b.weight = apply_rollout_correction(b, samp_logp, acfg.rollout_correction,
+                                                    avg if epoch == 0 else None)
                 ref = None
                 if acfg.loss.kl_coef > 0:
                     ref = policy.reference_logprobs(b.input_ids, b.attention_mask, b.targets,
@@ -453,7 +471,6 @@ def _record_tokens(tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None
         seg = np.asarray(t.segment)
         model = seg == 1
         H = rec["entropy"].astype(np.float64)
-        lp_samp = np.asarray(t.sample_logprobs, dtype=np.float64)
         post = np.asarray(post_tool_mask(t), dtype=bool) & model
         other = model & ~post
         if avg is None:
@@ -462,11 +479,8 @@ def _record_tokens(tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None
             avg.add("tao/post_tool_entropy", H[post].mean(), post.sum())
         if other.any():
             avg.add("tao/other_entropy", H[other].mean(), other.sum())
-        if model.any():
+        if model.any():  # (the sampling/* mismatch metrics: taorl.algo.rollout_correction)
             avg.add("entropy", H[model].mean(), model.sum())
-            d = np.abs(lp_train.astype(np.float64)[model] - lp_samp[model])
-            avg.add("sampling/logp_diff_mean", d.mean(), model.sum())
-            avg.add_max("sampling/logp_diff_max", d.max())
 
 
 def describe_untrained(cfg: Config, by_group, keys: list[tuple[int, int]]) -> dict[int, dict]:
