@@ -16,6 +16,7 @@ COMMANDS = {
     "dashboard": "taorl.viz.launch:dashboard_main",
     "synth": "taorl.lab.synthetic:synth_main",
     "model": "taorl.models:model_main",
+    "experiment": "taorl.experiment.cli:experiment_main",
 }
 
 
@@ -64,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("model", help="prepare or inspect the built-in models")
     m.add_argument("action", choices=["prepare", "path"])
     m.add_argument("name", nargs="?", default="smollm2-135m")
+
+    x = sub.add_parser("experiment", help="arms x seeds with held-out evaluation and a report (resumable)")
+    x.add_argument("experiment", help="experiment file, e.g. configs/experiments/cpu-smollm2.yaml")
+    x.add_argument("--out", metavar="DIR", default=None, help="output folder (default: the file's out)")
+    x.add_argument("--seeds", default=None, help="comma list replacing the file's seeds (a reduced run)")
+    x.add_argument("--steps", type=int, default=None, help="train.steps of every run (a reduced run)")
+    x.add_argument("--label", default=None, help="note at the top of the report")
+    x.add_argument("--plan", action="store_true", help="only print what would be trained, resumed or skipped")
+    x.add_argument("--report-only", action="store_true", help="only rewrite the report from what is on disk")
+    x.add_argument("--no-png", action="store_true", help="do not draw the figures to PNG (Chromium)")
     return p
 
 

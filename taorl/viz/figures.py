@@ -332,3 +332,67 @@ def eval_figure(runs: dict[str, pl.DataFrame], metric: str = "avg@16", benchmark
                                   row=r, col=c)
         fig.update_yaxes(tickformat=".0%", row=r, col=c)
     return tidy(fig, title, height=max(300, rows * 260))
+
+
+# ------------------------------------------------------------------------------ experiments
+def seed_band_figure(frame: pl.DataFrame, arms: Sequence[str], title: str | None = None,
+                     y_title: str | None = None, smoothing: float = 0.0, percent: bool = False,
+                     colors: dict[str, str] | None = None, x_title: str = "optimizer steps") -> go.Figure:
+    """One line per arm: the mean over seeds at each step, with its 95 % interval over seeds as a band.
+
+    frame: arm, seed, step, value. smoothing > 0 smooths each seed's curve (ema) before averaging.
+    The interval is taorl.experiment.stats.mean_interval (Student t over seeds); with one seed
+    there is no band."""
+    from taorl.experiment.stats import mean_interval
+
+    colors = colors or run_colors(list(arms))
+    fig = go.Figure()
+    for arm in arms:
+        part = frame.filter(pl.col("arm") == arm)
+        if part.is_empty():
+            continue
+        if smoothing > 0:
+            part = pl.concat([g.sort("step").with_columns(value=pl.Series(ema(g.sort("step")["value"].to_list(), smoothing)))
+                              for _, g in part.group_by("seed", maintain_order=True)])
+        per_step = part.group_by("step").agg(pl.col("value")).sort("step")
+        xs = per_step["step"].to_numpy()
+        iv = [mean_interval(v) for v in per_step["value"].to_list()]
+        col = colors.get(arm, PALETTE[0])
+        lo = np.array([i.low for i in iv], dtype=float)
+        hi = np.array([i.high for i in iv], dtype=float)
+        if np.isfinite(lo).any():
+            fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([hi, lo[::-1]]),
+                                     fill="toself", fillcolor=with_alpha(col, 0.15), line={"width": 0},
+                                     hoverinfo="skip", showlegend=False, legendgroup=arm))
+        n = max(i.n for i in iv)
+        fmt = ".1%" if percent else ".3g"
+        fig.add_trace(go.Scatter(x=xs, y=[i.mean for i in iv], mode="lines+markers" if len(xs) <= 30 else "lines",
+                                 name=f"{arm} (n={n})", legendgroup=arm, line={"color": col, "width": 2},
+                                 marker={"size": 6},
+                                 hovertemplate=f"{arm}<br>step %{{x}}: %{{y:{fmt}}}<extra></extra>"))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title, tickformat=".0%" if percent else None)
+    return tidy(fig, title, height=360)
+
+
+def paired_difference_figure(rows: Sequence[dict], title: str | None = None, percent: bool = True) -> go.Figure:
+    """Each arm minus the baseline, per seed (dots) and the mean with its 95 % interval (bar).
+    rows: dicts with arm, mean, low, high, per_seed {seed: d}."""
+    fig = go.Figure()
+    names = [r["arm"] for r in rows]
+    for j, r in enumerate(rows):
+        col = PALETTE[(j + 1) % len(PALETTE)]
+        seeds = list(r["per_seed"].items())
+        fig.add_trace(go.Scatter(x=[v for _, v in seeds], y=[r["arm"]] * len(seeds), mode="markers",
+                                 marker={"color": with_alpha(col, 0.5), "size": 9}, showlegend=False,
+                                 text=[f"seed {s}" for s, _ in seeds],
+                                 hovertemplate="%{text}: %{x:.3g}<extra></extra>"))
+        err = {"type": "data", "symmetric": False, "array": [r["high"] - r["mean"]],
+               "arrayminus": [r["mean"] - r["low"]]} if np.isfinite(r["low"]) else None
+        fig.add_trace(go.Scatter(x=[r["mean"]], y=[r["arm"]], mode="markers", error_x=err,
+                                 marker={"color": col, "size": 13, "symbol": "diamond"}, showlegend=False,
+                                 hovertemplate="mean %{x:.3g}<extra></extra>"))
+    fig.add_vline(x=0, line={"color": "#555", "dash": "dot"})
+    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1])
+    fig.update_xaxes(title_text="difference (arm − baseline)", tickformat=".0%" if percent else None)
+    return tidy(fig, title, height=120 + 60 * max(1, len(rows)), legend=False)

@@ -1,0 +1,362 @@
+"""The report of an experiment: one folder read by people (report.md), the dashboard and notebooks.
+
+    <out>/report/summary.parquet   arm, seed, step, metric, value, source
+                                   source "heldout": metric heldout/<name> after `step` optimizer steps
+                                   (0 = the initial weights); source "train": a training metric of the
+                                   run's step `step` (0-based: the rollouts made before update step+1)
+    <out>/report/report.json       the setup, per-arm intervals and paired differences (what report.md shows)
+    <out>/report/report.md         the same, for people
+    <out>/report/figures/*.json    plotly figures (plotly.io.read_json); *.png when Chromium is there
+
+Every interval is over seeds (taorl.experiment.stats): mean and 95 % Student-t interval; paired
+differences are per seed, arm minus baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from taorl.experiment.spec import ExperimentSpec
+from taorl.experiment.stats import Interval, mean_interval, paired_difference
+
+TRAIN_METRICS = ["reward", "tao/groups_kept", "train/trained_rollouts", "tools/call_rate", "tools/success_rate",
+                 "completions/mean_length", "tao/post_tool_entropy", "perf/step_s"]
+
+
+def load_summary(out: Path, spec: ExperimentSpec) -> pl.DataFrame:
+    """All held-out metrics and the runs' training metrics in one long frame."""
+    from taorl.experiment.runner import run_dir
+    from taorl.store import open_run
+
+    frames = []
+    files = sorted((Path(out) / "heldout").glob("*/seed-*/step=*.parquet"))
+    if files:
+        frames.append(pl.concat([pl.read_parquet(f).select("arm", "seed", "step", "metric", "value")
+                                 for f in files]).with_columns(pl.lit("heldout").alias("source")))
+    for arm in spec.arms:
+        for seed in spec.seeds:
+            d = run_dir(out, arm, seed)
+            if not (d / "manifest.json").is_file():
+                continue
+            m = open_run(d).metrics(wide=False)
+            if m.is_empty():
+                continue
+            frames.append(m.select(pl.lit(arm).alias("arm"), pl.lit(seed, pl.Int64).alias("seed"),
+                                   pl.col("step").cast(pl.Int64), pl.col("name").alias("metric"),
+                                   pl.col("value").cast(pl.Float64), pl.lit("train").alias("source")))
+    schema = {"arm": pl.String, "seed": pl.Int64, "step": pl.Int64, "metric": pl.String, "value": pl.Float64,
+              "source": pl.String}
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    df = pl.concat([f.cast(schema) for f in frames], how="vertical")  # type: ignore[arg-type]
+    order = {a: i for i, a in enumerate(spec.arms)}
+    return df.sort(pl.col("arm").replace_strict(order, return_dtype=pl.Int64), "seed", "source", "metric", "step")
+
+
+def _per_seed(df: pl.DataFrame, arm: str, metric: str, step: int) -> dict[int, float]:
+    p = df.filter((pl.col("arm") == arm) & (pl.col("metric") == metric) & (pl.col("step") == step))
+    return {int(s): float(v) for s, v in zip(p["seed"], p["value"])}
+
+
+def _iv(iv: Interval) -> dict:
+    nan = lambda x: None if x is None or (isinstance(x, float) and math.isnan(x)) else x  # noqa: E731
+    return {"mean": nan(iv.mean), "low": nan(iv.low), "high": nan(iv.high), "n": iv.n, "std": nan(iv.std)}
+
+
+def analyse(spec: ExperimentSpec, summary: pl.DataFrame) -> dict:
+    """The numbers of the report: per arm and held-out metric, the interval over seeds at the final
+    evaluated step (and at every step); per arm, the paired difference with the baseline."""
+    cfg = spec.run_config(spec.baseline_arm, spec.seeds[0])
+    n = spec.eval.n or cfg.eval.n
+    ks = [k for k in (spec.eval.k or cfg.eval.k) if k <= n]
+    primary = f"heldout/avg@{n}"
+    held = summary.filter(pl.col("source") == "heldout")
+    heldout_metrics = [primary, *[f"heldout/pass@{k}" for k in ks if k > 1], "heldout/tool_call_rate",
+                       "heldout/tool_success_rate", "heldout/response_tokens"]
+    steps = sorted(held["step"].unique().to_list()) if not held.is_empty() else []
+    final = max(steps) if steps else None
+    base = spec.baseline_arm
+    res: dict = {"primary": primary, "final_step": final, "steps": steps, "baseline": base,
+                 "heldout_metrics": heldout_metrics, "arms": {}, "paired": {}, "curve": {}}
+    for arm in spec.arms:
+        a: dict = {"final": {}, "per_seed": {}}
+        if final is not None:
+            for m in heldout_metrics:
+                vals = _per_seed(held, arm, m, final)
+                a["final"][m] = _iv(mean_interval(list(vals.values())))
+                a["per_seed"][m] = vals
+        tr = summary.filter((pl.col("source") == "train") & (pl.col("arm") == arm))
+        a["train"] = {}
+        for m in TRAIN_METRICS:
+            per_run = tr.filter(pl.col("metric") == m).group_by("seed").agg(pl.col("value").mean())
+            if not per_run.is_empty():
+                a["train"][m] = _iv(mean_interval(per_run["value"].to_list()))
+        a["runs_done"] = sorted(int(s) for s in held.filter((pl.col("arm") == arm) & (pl.col("step") == final))
+                                ["seed"].unique()) if final is not None else []
+        res["arms"][arm] = a
+        res["curve"][arm] = {int(s): _iv(mean_interval(list(_per_seed(held, arm, primary, s).values())))
+                             for s in steps}
+        if arm != base and final is not None:
+            res["paired"][arm] = {}
+            for m in heldout_metrics:
+                iv, d = paired_difference(_per_seed(held, arm, m, final), _per_seed(held, base, m, final))
+                res["paired"][arm][m] = {**_iv(iv), "per_seed": d}
+    return res
+
+
+def verdict(p: dict) -> str:
+    """One plain sentence on a paired difference's interval."""
+    if p["n"] < 2 or p["low"] is None:
+        return "one seed only: no interval"
+    if p["low"] > 0:
+        return "higher than the baseline (interval above 0)"
+    if p["high"] < 0:
+        return "lower than the baseline (interval below 0)"
+    return "no difference detected (interval contains 0)"
+
+
+def _pct(d: dict | None, digits: int = 1) -> str:
+    if not d or d.get("mean") is None:
+        return "–"
+    if d["n"] < 2 or d.get("low") is None:
+        return f"{100 * d['mean']:.{digits}f} % (n={d['n']})"
+    return f"{100 * d['mean']:.{digits}f} % [{100 * d['low']:.{digits}f}, {100 * d['high']:.{digits}f}]"
+
+
+def _num(d: dict | None, digits: int = 3) -> str:
+    if not d or d.get("mean") is None:
+        return "–"
+    if d["n"] < 2 or d.get("low") is None:
+        return f"{d['mean']:.{digits}g} (n={d['n']})"
+    return f"{d['mean']:.{digits}g} [{d['low']:.{digits}g}, {d['high']:.{digits}g}]"
+
+
+def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
+    """report.md: setup, held-out table, paired differences, curves table, training table, figures."""
+    from taorl.config import config_diff
+
+    base_cfg = spec.base_config()
+    cfg = spec.run_config(spec.baseline_arm, spec.seeds[0])
+    n = spec.eval.n or cfg.eval.n
+    primary = res["primary"]
+    L: list[str] = [f"# Experiment `{spec.name}`", ""]
+    if spec.label:
+        L += [f"> **{spec.label}**", ""]
+    L += [f"Made by `{meta['command']}` on {meta['date']} ({meta['machine']}). "
+          f"Intervals are 95 % Student-t intervals over seeds (each seed is one training run); "
+          f"paired differences compare arms run with the same seed.", ""]
+    L += ["## Setup", "",
+          f"- base config: `{meta['config']}` + {spec.overrides or 'no overrides'}",
+          f"- model: `{base_cfg.model.name}` (train.init_from: `{base_cfg.train.init_from}`), "
+          f"{cfg.train.steps} optimizer steps, {cfg.rollout.batch_prompts} prompts x G={cfg.rollout.group_size} "
+          f"rollouts per step, training data: `{cfg.data.train}` difficulty {cfg.data.difficulty}",
+          f"- seeds: {spec.seeds}; baseline for paired differences: `{res['baseline']}`",
+          f"- held-out: {meta['held_out'][0]} procedural problems, difficulty {spec.eval.difficulty}, seed "
+          f"{spec.eval.seed} ({meta['held_out'][1]} dropped as also in the training pool); {n} samples each, "
+          f"temperature {cfg.eval.temperature}, top_p {cfg.eval.top_p}, up to {cfg.eval.max_turns} turns and "
+          f"{cfg.eval.max_response_tokens} response tokens, tool {'on' if cfg.eval.tool else 'off'}",
+          f"- evaluated after {res['steps']} optimizer steps", "", "| arm | overrides of the base config |",
+          "|---|---|"]
+    for arm in spec.arms:
+        d = config_diff(base_cfg.to_dict(), spec.run_config(arm, spec.seeds[0]).to_dict())
+        keys = [f"`{k}={v[1]}`" for k, v in d.items() if k not in ("train.seed", "train.checkpoint_every",
+                                                                      "train.keep_checkpoints")]
+        L.append(f"| {arm} | {', '.join(keys) or '(none: the base config)'} |")
+    final = res["final_step"]
+    if final is None:
+        L += ["", "No held-out evaluation yet.", ""]
+        return "\n".join(L) + "\n"
+    hm = res["heldout_metrics"]
+    L += ["", f"## Held-out after {final} steps: mean [95 % interval] over seeds", "",
+          "| arm | seeds | " + " | ".join(m.removeprefix("heldout/") for m in hm) + f" | {primary.removeprefix('heldout/')} per seed |",
+          "|---|---|" + "---|" * (len(hm) + 1)]
+    for arm, a in res["arms"].items():
+        cells = [(_pct(a["final"].get(m)) if "tokens" not in m else _num(a["final"].get(m))) for m in hm]
+        per = ", ".join(f"{s}: {100 * v:.1f}" for s, v in sorted(a["per_seed"].get(primary, {}).items()))
+        L.append(f"| {arm} | {len(a['runs_done'])} | " + " | ".join(cells) + f" | {per} |")
+    if res["paired"]:
+        L += ["", f"## Paired differences with `{res['baseline']}` after {final} steps (arm − baseline, same seed)",
+              "", f"| arm | Δ {primary.removeprefix('heldout/')} | Δ per seed | reading | Δ tool-call rate |",
+              "|---|---|---|---|---|"]
+        for arm, p in res["paired"].items():
+            d = p[primary]
+            per = ", ".join(f"{s}: {100 * v:+.1f}" for s, v in sorted(d["per_seed"].items()))
+            L.append(f"| {arm} | {_pct(d)} | {per} | {verdict(d)} | {_pct(p.get('heldout/tool_call_rate'))} |")
+    L += ["", f"## {primary.removeprefix('heldout/')} at every evaluated step (mean over seeds, %)", "",
+          "| step | " + " | ".join(spec.arms) + " |", "|---|" + "---|" * len(spec.arms)]
+    for s in res["steps"]:
+        L.append(f"| {s} | " + " | ".join(_pct(res["curve"][a].get(s)) for a in spec.arms) + " |")
+    L += ["", "## During training (mean over each run's steps, then interval over seeds)", "",
+          "| arm | " + " | ".join(TRAIN_METRICS) + " |", "|---|" + "---|" * len(TRAIN_METRICS)]
+    for arm, a in res["arms"].items():
+        L.append(f"| {arm} | " + " | ".join(_num(a["train"].get(m)) for m in TRAIN_METRICS) + " |")
+    L += ["", "## Figures", ""]
+    for name, caption in meta["figures"]:
+        png = Path("figures") / f"{name}.png"
+        if (Path(meta["report_dir"]) / png).is_file():
+            L.append(f"![{caption}]({png.as_posix()})")
+        else:
+            L.append(f"- {caption}: `figures/{name}.json` (plotly JSON; PNG not drawn: no Chromium)")
+        L.append("")
+    L += ["## Runs", "", "| arm | seed | run directory | status | steps | wall time |", "|---|---|---|---|---|---|"]
+    for r in meta["runs"]:
+        L.append(f"| {r['arm']} | {r['seed']} | `{r['dir']}` | {r['status']} | {r['steps']} | {r['wall']} |")
+    return "\n".join(L) + "\n"
+
+
+def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
+    from taorl.experiment.runner import run_dir
+
+    rows = []
+    for seed in spec.seeds:
+        for arm in spec.arms:
+            d = run_dir(out, arm, seed)
+            mf = d / "manifest.json"
+            if not mf.is_file():
+                rows.append({"arm": arm, "seed": seed, "dir": str(d), "status": "not started", "steps": 0, "wall": "–"})
+                continue
+            m = json.loads(mf.read_text())
+            wall = float(m.get("updated_at", 0)) - float(m.get("created_at", 0))
+            rows.append({"arm": arm, "seed": seed, "dir": str(d.relative_to(out)), "status": m.get("status"),
+                         "steps": int(m.get("last_step", -1)) + 1,
+                         "wall": f"{wall / 60:.1f} min" if wall > 0 else "–"})
+    return rows
+
+
+def figures(spec: ExperimentSpec, summary: pl.DataFrame, res: dict) -> dict:
+    """name -> (caption, plotly figure)."""
+    from taorl.viz.figures import paired_difference_figure, seed_band_figure
+
+    arms = list(spec.arms)
+    primary = res["primary"]
+    held = summary.filter((pl.col("source") == "heldout") & (pl.col("metric") == primary))
+    train = summary.filter((pl.col("source") == "train") & (pl.col("metric") == "reward"))
+    out = {
+        "heldout": (f"held-out {primary.removeprefix('heldout/')} vs optimizer steps (mean, 95 % interval over seeds)",
+                    seed_band_figure(held, arms, title=f"Held-out {primary.removeprefix('heldout/')}",
+                                     y_title="accuracy", percent=True)),
+        "reward": ("training reward per step (each seed smoothed, EMA 0.6; mean, 95 % interval over seeds)",
+                   seed_band_figure(train, arms, title="Training reward", y_title="reward", smoothing=0.6,
+                                    x_title="training step")),
+    }
+    if res["paired"]:
+        rows = [{"arm": a, **p[primary]} for a, p in res["paired"].items()]
+        rows = [{**r, "low": r["low"] if r["low"] is not None else math.nan,
+                 "high": r["high"] if r["high"] is not None else math.nan} for r in rows]
+        out["paired"] = (f"{primary.removeprefix('heldout/')} after {res['final_step']} steps: arm − "
+                         f"{res['baseline']} per seed (dots), mean and 95 % interval",
+                         paired_difference_figure(rows, title=f"Paired difference with {res['baseline']}"))
+    return out
+
+
+def figure_pngs(figs: dict, folder: Path, log: Callable[[str], None] = print) -> bool:
+    """Draw each plotly figure to PNG in headless Chromium (plotly.js from the installed package, no
+    network). False when Chromium or Playwright is missing."""
+    chromium = Path(os.environ.get("TAORL_CHROMIUM", "/usr/bin/chromium"))
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        log("figures: playwright not installed, PNGs skipped (the plotly JSON is written)")
+        return False
+    if not chromium.exists():
+        log(f"figures: no Chromium at {chromium} (set TAORL_CHROMIUM), PNGs skipped")
+        return False
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 900, "height": 600}, device_scale_factor=2)
+        for name, (_caption, fig) in figs.items():
+            html = Path(tmp) / f"{name}.html"
+            fig.update_layout(width=880)
+            fig.write_html(html, include_plotlyjs=True, full_html=True, config={"staticPlot": True})
+            page.goto(html.as_uri())
+            page.wait_for_selector(".main-svg", timeout=30_000)
+            page.locator(".js-plotly-plot").first.screenshot(path=str(folder / f"{name}.png"))
+        browser.close()
+    return True
+
+
+def write_report(spec: ExperimentSpec, out: str | Path, *, held_out: tuple[int, int] | None = None,
+                 figures_png: bool = True, log: Callable[[str], None] = print) -> Path:
+    """(Re)write <out>/report from what is on disk; returns the report folder."""
+    out = Path(out)
+    rep = out / "report"
+    (rep / "figures").mkdir(parents=True, exist_ok=True)
+    summary = load_summary(out, spec)
+    summary.write_parquet(rep / "summary.parquet")
+    res = analyse(spec, summary)
+    if held_out is None:
+        from taorl.experiment.runner import held_out_problems
+
+        probs, dropped = held_out_problems(spec, spec.run_config(spec.baseline_arm, spec.seeds[0]))
+        held_out = (len(probs), dropped)
+    figs = figures(spec, summary, res)
+    for name, (_c, fig) in figs.items():
+        (rep / "figures" / f"{name}.json").write_text(fig.to_json())
+    for old in (rep / "figures").glob("*.png"):
+        old.unlink()
+    if figures_png:
+        figure_pngs(figs, rep / "figures", log=log)
+    path = spec.path.as_posix() if spec.path else "EXPERIMENT.yaml"
+    meta = {"command": f"taorl experiment {path}", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "config": str(spec.base_config_path()),
+            "held_out": list(held_out), "runs": _runs_meta(spec, out), "report_dir": str(rep),
+            "figures": [(k, c) for k, (c, _f) in figs.items()]}
+    (rep / "report.md").write_text(markdown(spec, res, meta))
+    (rep / "report.json").write_text(json.dumps({"name": spec.name, "label": spec.label, "arms": list(spec.arms),
+                                                 "seeds": spec.seeds, **res, "meta": meta}, indent=1, default=str))
+    return rep
+
+
+def load_report(folder: str | Path) -> dict:
+    """A written report: report.json's content plus `summary` (the Parquet frame) and `figures`
+    (name -> plotly figure). `folder` is the experiment's output folder or its report/ folder."""
+    import plotly.io as pio
+
+    from taorl.errors import UserError
+
+    f = Path(folder)
+    if not (f / "report.json").is_file() and (f / "report" / "report.json").is_file():
+        f = f / "report"
+    if not (f / "report.json").is_file():
+        raise UserError(f"{folder}: no experiment report (report.json) here; write one with `taorl experiment`")
+    rep = json.loads((f / "report.json").read_text())
+    rep["summary"] = pl.read_parquet(f / "summary.parquet")
+    rep["figures"] = {p.stem: pio.read_json(p) for p in sorted((f / "figures").glob("*.json"))}
+    rep["folder"] = str(f)
+    return rep
+
+
+def find_reports(root: str | Path, max_depth: int = 4) -> list[Path]:
+    """Report folders (holding report.json and summary.parquet) under root, sorted."""
+    root = Path(root)
+    found: list[Path] = []
+
+    def walk(d: Path, depth: int) -> None:
+        if (d / "report.json").is_file() and (d / "summary.parquet").is_file():
+            found.append(d)
+            return
+        if depth == 0:
+            return
+        try:
+            subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            return
+        for s in subs:
+            if (s / "manifest.json").is_file() or s.name in ("heldout", "checkpoints"):
+                continue
+            walk(s, depth - 1)
+
+    if root.is_dir():
+        walk(root, max_depth)
+    return found

@@ -1,0 +1,251 @@
+"""Run an experiment: every (arm, seed) trained by the normal trainer, then evaluated on the
+held-out set at the scheduled steps; resumable run by run.
+
+Layout of the output folder:
+
+    <out>/experiment.yaml                     the experiment as run (seeds/steps/label overrides applied)
+    <out>/runs/<arm>/seed-<s>/                ordinary taorl run directories (`taorl dashboard <out>/runs`)
+    <out>/heldout/<arm>/seed-<s>/step=NNNNNN.parquet
+                                              held-out metrics after NNNNNN optimizer steps
+    <out>/report/                             summary.parquet, report.md, report.json, figures/
+
+A run directory holds the checkpoint the trainer saves after every eval.every steps (checkpoint
+"step=K" = the weights after K+1 optimizer steps), so evaluation reads exactly what the trainer
+saved. On a second call each run is looked at in turn:
+
+    finished with the same config     skip training
+    a checkpoint, not finished        resume from it (Trainer(resume=True), the same path as
+                                      `taorl train --resume`)
+    no checkpoint                     start it again
+    a different config                error naming the first differing key (use another --out)
+
+and only the held-out evaluations whose file is missing are computed.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from taorl.config import Config, config_diff
+from taorl.errors import UserError
+from taorl.experiment.spec import ExperimentSpec
+
+# keys that may differ between an unfinished run and its continuation (they do not change the maths
+# of the steps already made); train.steps may grow, so an experiment can be extended
+FREE_KEYS = ("logging.progress", "train.steps", "train.checkpoint_every", "train.keep_checkpoints")
+
+
+@dataclass
+class RunPlan:
+    arm: str
+    seed: int
+    dir: Path
+    cfg: Config
+    action: str  # "skip" | "resume" | "start"
+    from_step: int = 0  # first step the trainer will run
+
+
+def run_dir(out: Path, arm: str, seed: int) -> Path:
+    return Path(out) / "runs" / arm / f"seed-{seed}"
+
+
+def heldout_file(out: Path, arm: str, seed: int, step: int) -> Path:
+    return Path(out) / "heldout" / arm / f"seed-{seed}" / f"step={step:06d}.parquet"
+
+
+# ------------------------------------------------------------------------------------ held-out
+def held_out_problems(spec: ExperimentSpec, cfg: Config) -> tuple[list, int]:
+    """The held-out procedural problems, minus any whose text is also in the training pool.
+    Returns (problems, number dropped)."""
+    from taorl.data import load_train_problems
+    from taorl.data.procedural import generate
+
+    e = spec.eval
+    drawn = generate(e.problems, difficulty=e.difficulty, seed=e.seed)
+    train_texts = {p.problem for p in load_train_problems(cfg.data)}
+    kept = [p for p in drawn if p.problem not in train_texts]
+    if not kept:
+        raise UserError(f"{spec.path}: every held-out problem is also a training problem; change eval.seed")
+    return kept, len(drawn) - len(kept)
+
+
+def eval_sample_seed(spec: ExperimentSpec, seed: int) -> int:
+    """Sampling seed of the held-out rollouts of seed `seed`: the same for every arm and step, so
+    arms are compared on the same random numbers (paired)."""
+    return 1_000_003 * int(seed) + int(spec.eval.seed)
+
+
+def heldout_metrics(trajs: list, n_problems: int, n: int, ks: list[int]) -> dict[str, float]:
+    """avg@n, pass@k (unbiased), tool-call rate and tool success rate of n samples per problem."""
+    from taorl.eval.metrics import summarize, tool_success_rate
+
+    correct = [0] * n_problems
+    for t in trajs:
+        correct[t.group] += int(t.reward >= 1.0)
+    m = {name: v for name, (v, _lo, _hi) in summarize(correct, n, ks=[1, *ks]).items()}
+    m["tool_call_rate"] = sum(t.n_call > 0 for t in trajs) / len(trajs)
+    m["tool_success_rate"] = tool_success_rate([t.n_call for t in trajs], [t.n_ok for t in trajs])
+    m["response_tokens"] = sum(t.length for t in trajs) / len(trajs)
+    return m
+
+
+def initial_policy(cfg: Config):
+    """The weights training starts from (train.init_from resolved like the trainer does)."""
+    from taorl.train.policy import build_policy
+
+    init_from = cfg.train.init_from
+    if init_from == "sft":
+        from taorl.train.sft import primed_weights
+
+        init_from = str(primed_weights(cfg))
+    return build_policy(cfg, model_name=init_from)
+
+
+def evaluate_run(spec: ExperimentSpec, plan: RunPlan, out: Path, problems: list, steps: list[int],
+                 log: Callable[[str], None] = print) -> None:
+    """Held-out metrics of one run after each of `steps` optimizer steps (0 = initial weights)."""
+    from taorl.eval.runner import eval_rollout_config
+    from taorl.rollout.factory import build_engine
+    from taorl.rollout.loop import run_rollouts
+    from taorl.tools import Sandbox
+    from taorl.train.checkpoint import list_checkpoints
+
+    cfg = plan.cfg
+    n = spec.eval.n or cfg.eval.n
+    ks = [k for k in (spec.eval.k or cfg.eval.k) if k <= n]
+    ckpts = dict(list_checkpoints(plan.dir))
+    policy = initial_policy(cfg)
+    policy.train_mode(False)
+    engine = build_engine(cfg, policy)
+    try:
+        with Sandbox(cfg.tool) as sandbox:
+            for step in steps:
+                if step > 0:
+                    if step - 1 not in ckpts:
+                        raise UserError(f"{plan.dir}: no checkpoint after {step} steps "
+                                        f"(expected checkpoints/step={step - 1:06d})")
+                    policy.load(ckpts[step - 1] / "policy")
+                    engine.sync(policy.model)
+                t0 = time.perf_counter()
+                trajs = run_rollouts(engine, sandbox, problems, n, eval_rollout_config(cfg), cfg.data,
+                                     tool_enabled=cfg.eval.tool, seed=eval_sample_seed(spec, plan.seed),
+                                     progress=False)
+                m = heldout_metrics(trajs, len(problems), n, ks)
+                dt = time.perf_counter() - t0
+                f = heldout_file(out, plan.arm, plan.seed, step)
+                f.parent.mkdir(parents=True, exist_ok=True)
+                tmp = f.with_suffix(".tmp")
+                pl.DataFrame({"arm": plan.arm, "seed": plan.seed, "step": step,
+                              "metric": [f"heldout/{k}" for k in m], "value": [float(v) for v in m.values()],
+                              "n_problems": len(problems), "n_samples": n, "seconds": dt}
+                             ).write_parquet(tmp)
+                tmp.replace(f)  # a file is there only once complete
+                log(f"      held-out after {step} steps: avg@{n} {m[f'avg@{n}']:.3f}, "
+                    f"tool calls {m['tool_call_rate']:.2f} ({dt:.0f} s)")
+    finally:
+        close = getattr(engine, "close", None)
+        if close:
+            close()
+
+
+# ---------------------------------------------------------------------------------------- plan
+def plan_run(spec: ExperimentSpec, out: Path, arm: str, seed: int) -> RunPlan:
+    """What a call has to do for one run (see the module doc)."""
+    from taorl.train.checkpoint import latest_checkpoint
+
+    cfg = spec.run_config(arm, seed)
+    d = run_dir(out, arm, seed)
+    mf = d / "manifest.json"
+    if not mf.is_file():
+        return RunPlan(arm, seed, d, cfg, "start")
+    import yaml
+
+    saved = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
+    diff = {k: v for k, v in config_diff(saved or {}, cfg.to_dict()).items() if k not in FREE_KEYS}
+    if diff:
+        key, (old, new) = next(iter(diff.items()))
+        raise UserError(f"{d}: made with a different config at {key} (run: {old!r}, experiment now: "
+                        f"{new!r}); delete that run or write the experiment to another --out")
+    m = json.loads(mf.read_text())
+    if m.get("status") == "finished" and int(m.get("last_step", -1)) == cfg.train.steps - 1:
+        return RunPlan(arm, seed, d, cfg, "skip", cfg.train.steps)
+    ck = latest_checkpoint(d)
+    if ck is None:
+        return RunPlan(arm, seed, d, cfg, "start")
+    return RunPlan(arm, seed, d, cfg, "resume", ck.step + 1)
+
+
+def plan_experiment(spec: ExperimentSpec, out: Path) -> list[RunPlan]:
+    """Seeds outermost, so an interrupted experiment has whole seeds (every arm) done first."""
+    return [plan_run(spec, out, arm, seed) for seed in spec.seeds for arm in spec.arms]
+
+
+def describe(plans: list[RunPlan], spec: ExperimentSpec, out: Path) -> list[str]:
+    lines = []
+    for i, p in enumerate(plans, 1):
+        steps = p.cfg.train.steps
+        todo = [s for s in spec.eval_steps(steps) if not heldout_file(out, p.arm, p.seed, s).is_file()]
+        what = {"skip": f"finished ({steps} steps), skipped",
+                "resume": f"resume at step {p.from_step} of {steps}",
+                "start": f"train {steps} steps"}[p.action]
+        ev = f"; evaluate after {todo} steps" if todo else "; held-out evaluations done"
+        lines.append(f"[{i}/{len(plans)}] {p.arm} seed {p.seed}: {what}{ev}")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------- run
+def run_experiment(spec: ExperimentSpec, out: str | Path, *, figures_png: bool = True,
+                   log: Callable[[str], None] = print) -> Path:
+    """Train and evaluate every (arm, seed) not done yet, then write the report. Returns the report dir."""
+    from taorl.experiment.report import write_report
+    from taorl.train.trainer import Trainer
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plans = plan_experiment(spec, out)
+    write_spec(spec, out)
+    cfg0 = plans[0].cfg
+    problems, dropped = held_out_problems(spec, cfg0)
+    log(f"experiment {spec.name}: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {out}")
+    log(f"held-out: {len(problems)} procedural problems (difficulty {spec.eval.difficulty}, seed "
+        f"{spec.eval.seed}; {dropped} dropped as also in the training pool)")
+    t_all = time.perf_counter()
+    for i, (p, line) in enumerate(zip(plans, describe(plans, spec, out)), 1):
+        log(line)
+        t0 = time.perf_counter()
+        if p.action in ("start", "resume"):
+            if p.action == "start" and p.dir.exists():
+                shutil.rmtree(p.dir)
+            trainer = Trainer(p.cfg, p.dir, resume=p.action == "resume")
+            trainer.run()
+            del trainer
+            gc.collect()
+            log(f"      trained in {time.perf_counter() - t0:.0f} s -> {p.dir}")
+        todo = [s for s in spec.eval_steps(p.cfg.train.steps)
+                if not heldout_file(out, p.arm, p.seed, s).is_file()]
+        if todo:
+            evaluate_run(spec, p, out, problems, todo, log=log)
+            gc.collect()
+        elapsed = time.perf_counter() - t_all
+        if i < len(plans):
+            log(f"      {i}/{len(plans)} runs done, {elapsed / 60:.1f} min so far")
+    report = write_report(spec, out, held_out=(len(problems), dropped), figures_png=figures_png, log=log)
+    log(f"report: {report / 'report.md'}")
+    log(f"browse the runs: taorl dashboard {out / 'runs'}   (Ablations page shows this report)")
+    return report
+
+
+def write_spec(spec: ExperimentSpec, out: Path) -> None:
+    import yaml
+
+    d = spec.model_dump(exclude={"path"})
+    d["config"] = str(spec.base_config_path())
+    (Path(out) / "experiment.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
