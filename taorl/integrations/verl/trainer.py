@@ -1,0 +1,134 @@
+"""TaoSyncTrainer: verl's synchronous v1 trainer with TAO-RL's advantage and a taorl run directory
+(imports verl). Select it with `trainer.v1.trainer_mode=tao_sync`.
+
+Per step, after verl's own advantage step (which keeps KL-in-reward and rollout correction):
+
+    _compute_advantage  reads uid, prompts, responses, response_mask, rm_scores, entropy (old policy),
+                        old/rollout log-probs and extra_fields from TransferQueue; computes
+                        advantage.tao_advantage (taorl.algo); writes back `advantages`/`returns`
+                        (= w · Ã, as verl's GRPO sets returns = advantages) and zeroes `response_mask`
+                        and `loss_mask` of rows with weight 0 (loss_mask is the token-mean denominator)
+    _compute_metrics    verl's metrics, then the step is written to the taorl run directory
+                        (dump.RunDump) while its TransferQueue rows still exist
+
+The trap this class defuses: verl compares `trainer.v1.trainer_mode` with "sync" to choose the replay
+buffer and refill behaviour, so a registered name other than "sync" would silently get async
+semantics. TaskRunnerV1 has resolved the class by the time __init__ runs, so it resets the mode to
+"sync" before verl's __init__ reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import torch
+import transfer_queue as tq
+from omegaconf import open_dict
+from tensordict import TensorDict
+from verl.trainer.ppo.v1.trainer_base import register_trainer
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+from verl.workers.utils.padding import response_to_nested
+
+from taorl.integrations.verl.dump import RunDump, VerlRows, default_run_dir
+from taorl.integrations.verl.settings import tao_config
+
+log = logging.getLogger(__name__)
+FIELDS = ["uid", "prompts", "responses", "response_mask", "rm_scores"]
+OPTIONAL = ["entropy", "old_log_probs", "rollout_log_probs", "extra_fields", "reward_model"]
+
+
+def _rows(x) -> list:
+    """A TransferQueue field -> one python list per row (nested jagged tensors are unbound)."""
+    if isinstance(x, torch.Tensor):
+        return [t.tolist() for t in x.unbind()] if x.is_nested else x.tolist()
+    return list(x.tolist() if hasattr(x, "tolist") else x)
+
+
+def rows_from_tq(data: TensorDict) -> VerlRows:
+    """The fields read from TransferQueue -> VerlRows (plain lists)."""
+    keys = set(data.keys())
+    extra = _rows(data["extra_fields"]) if "extra_fields" in keys else None
+    rm = data.get("reward_model", None) if "reward_model" in keys else None
+    answers = [(x or {}).get("ground_truth") if isinstance(x, dict) else None for x in _rows(rm)] if rm is not None else None
+    return VerlRows(uids=[str(u) for u in _rows(data["uid"])], prompts=_rows(data["prompts"]),
+                    responses=_rows(data["responses"]), response_mask=_rows(data["response_mask"]),
+                    scores=[float(sum(r)) for r in _rows(data["rm_scores"])],
+                    entropy=_rows(data["entropy"]) if "entropy" in keys else None,
+                    old_logprobs=_rows(data["old_log_probs"]) if "old_log_probs" in keys else None,
+                    sample_logprobs=_rows(data["rollout_log_probs"]) if "rollout_log_probs" in keys else None,
+                    flags=[(e or {}).get("tao") if isinstance(e, dict) else None for e in extra] if extra else [],
+                    answers=answers)
+
+
+@register_trainer("tao_sync")
+class TaoSyncTrainer(PPOTrainerSync):
+    def __init__(self, config, *args, **kwargs):
+        from taorl.integrations.verl.plugin import require
+
+        require()  # every piece registered, or a loud ImportError naming what is missing
+        with open_dict(config):
+            config.trainer.v1.trainer_mode = "sync"  # see the module doc: a behaviour switch in verl
+        self.tao = tao_config(config.get("tao", None))
+        if self.tao.algo.filter.group.refill == "duplicate":
+            print("taorl: tao.algo.filter.group.refill=duplicate cannot add rows to a verl batch; dropped "
+                  "groups are masked (enable algorithm.filter_groups for verl's DAPO refill)", file=sys.stderr)
+        super().__init__(config, *args, **kwargs)
+        self._tao_step = None
+        self._tao_dump: RunDump | None = None
+
+    # ------------------------------------------------------------------------------------ advantage
+    def _compute_advantage(self, batch, metrics: dict):
+        batch = super()._compute_advantage(batch, metrics)
+        known = set(batch.fields or []) if getattr(batch, "fields", None) else None
+        fields = FIELDS + [f for f in OPTIONAL if known is None or f in known]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        real = [i for i, tag in enumerate(batch.tags) if not tag.get("is_padding", False)]
+        rows = rows_from_tq(data)
+        sub = rows if len(real) == len(rows.uids) else _select(rows, real)
+        adv = sub.advantage(self.tao, seed=int(self.global_steps))
+
+        B, T = len(rows.uids), max(rows.lengths + [1])
+        advantages = torch.zeros(B, T)
+        new_mask = torch.zeros(B, T)
+        for j, r in enumerate(real):
+            advantages[r, :adv.advantages.shape[1]] = adv.advantages[j]
+            new_mask[r, :adv.response_mask.shape[1]] = adv.response_mask[j]
+        mask_nested = data["response_mask"]
+        out = {"advantages": response_to_nested(advantages, mask_nested),
+               "returns": response_to_nested(advantages, mask_nested)}
+        m = response_to_nested(new_mask.to(mask_nested.dtype), mask_nested)
+        out["response_mask"], out["loss_mask"] = m, m
+        tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(out, batch_size=B))
+        metrics.update(adv.metrics)
+        self._tao_step = (sub, adv)
+        return batch
+
+    # ------------------------------------------------------------------------------------ run dir
+    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
+        super()._compute_metrics(batch, metrics, timing_raw, global_steps=global_steps, epoch=epoch)
+        if self._tao_step is None:
+            return
+        rows, adv = self._tao_step
+        self._tao_step = None
+        if self._tao_dump is None:
+            run_dir = default_run_dir(self.tao, self.config.trainer.get("experiment_name", None))
+            self._tao_dump = RunDump(run_dir, self.tao, resume=int(global_steps) > 1,
+                                     extra={"verl_experiment": str(self.config.trainer.get("experiment_name", "")),
+                                            "pid": os.getpid()})
+            print(f"taorl: verl steps go to {run_dir} (taorl dashboard {run_dir.parent})", file=sys.stderr)
+        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+        self._tao_dump.write(int(global_steps), rows, adv, decode, metrics)
+        if int(global_steps) >= int(self.total_training_steps):
+            self._tao_dump.finish("finished")
+
+
+def _select(rows: VerlRows, idx: list[int]) -> VerlRows:
+    """The rows idx of a VerlRows (verl's DP padding rows left out)."""
+    def pick(x):
+        return None if x is None else [x[i] for i in idx]
+    return VerlRows(uids=pick(rows.uids), prompts=pick(rows.prompts), responses=pick(rows.responses),
+                    response_mask=pick(rows.response_mask), scores=pick(rows.scores), entropy=pick(rows.entropy),
+                    old_logprobs=pick(rows.old_logprobs), sample_logprobs=pick(rows.sample_logprobs),
+                    flags=pick(rows.flags), answers=pick(rows.answers))
