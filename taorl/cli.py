@@ -17,7 +17,19 @@ COMMANDS = {
     "synth": "taorl.lab.synthetic:synth_main",
     "model": "taorl.models:model_main",
     "experiment": "taorl.experiment.cli:experiment_main",
+    "export": "taorl.export:export_main",
 }
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after each argument's help, unless the help already names its default
+    or there is none to show."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.default == []:
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,45 +40,77 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"taorl {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train with TAO-RL; fills a run directory")
-    t.add_argument("config", help="YAML config, e.g. configs/default.yaml")
-    t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. algo.shaping.coef=0.02")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
-    t.add_argument("--run-dir", metavar="DIR", help="write the run here (default: logging.runs_dir/<name>)")
+    def command(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        # every argument's help shows its default
+        return sub.add_parser(name, help=help, description=description or help,
+                              formatter_class=_HelpFormatter)
 
-    s = sub.add_parser("sft", help="format priming: supervised warm-up on generated TIR demonstrations")
-    s.add_argument("config", help="YAML config (model, sft section)")
-    s.add_argument("overrides", nargs="*")
-    s.add_argument("--out", metavar="DIR", help="where to save the primed weights")
+    overrides_help = "dotted config overrides key=value, e.g. algo.shaping.coef=0.02 train.steps=40"
 
-    e = sub.add_parser("eval", help="Avg@k / Pass@k on the benchmarks")
-    e.add_argument("model", help="model name, local dir, checkpoint dir or hub id")
-    e.add_argument("--benchmarks", default=None, help="comma list (default: the seven of the paper)")
-    e.add_argument("--k", type=int, default=None, help="samples per problem (n = k)")
-    e.add_argument("--limit", type=int, default=None, help="first N problems per benchmark")
+    t = command("train", "train with TAO-RL; fills a run directory",
+                "Train with TAO-RL. Start a run: taorl train CONFIG [overrides]. Continue a killed or "
+                "finished run with its own saved config: taorl train --resume RUN_DIR [train.steps=N].")
+    t.add_argument("config", nargs="?", default=None,
+                   help="YAML config, e.g. configs/default.yaml (not needed with --resume)")
+    t.add_argument("overrides", nargs="*", help=overrides_help)
+    t.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue this run from its last checkpoint, with the config saved in it")
+    t.add_argument("--run-dir", metavar="DIR", default=None,
+                   help="write the run here (default: logging.runs_dir/<config name>-<time>)")
+
+    s = command("sft", "format priming: supervised warm-up on generated TIR demonstrations")
+    s.add_argument("config", help="YAML config (model and sft sections), e.g. configs/sft.yaml")
+    s.add_argument("overrides", nargs="*", help=overrides_help)
+    s.add_argument("--out", metavar="DIR", default=None,
+                   help="where to save the primed weights (default: logging.runs_dir/sft-<config name>)")
+
+    e = command("eval", "Avg@k / Pass@k on the benchmarks",
+                "Evaluate a model on the benchmarks with the paper's protocol (Avg@n, unbiased Pass@k, "
+                "95% intervals over problems, tool-call and tool-success rates).")
+    e.add_argument("model", help="a run directory (its latest checkpoint, LoRA merged), a built-in name "
+                                 "(smollm2-135m, smollm2-135m-primed, tiny), a model directory "
+                                 "(e.g. from taorl export) or a hub id")
+    e.add_argument("--step", type=int, default=None,
+                   help="with a run directory: the checkpoint of this step (default: the latest)")
+    e.add_argument("--benchmarks", default=None,
+                   help="comma list (default: eval.benchmarks, the seven of the paper)")
+    e.add_argument("--k", type=int, default=None, help="samples per problem n (>= 1); Pass@1 and Pass@k "
+                                                       "are reported (default: eval.n)")
+    e.add_argument("--limit", type=int, default=None, help="first N problems per benchmark (default: all)")
     e.add_argument("--no-tool", action="store_true", help="plain chain-of-thought, tool disabled")
-    e.add_argument("--config", default=None, help="YAML config for engine/tool settings")
-    e.add_argument("--out", default=None, help="write results (JSON + Parquet) here")
-    e.add_argument("overrides", nargs="*")
+    e.add_argument("--config", default=None,
+                   help="YAML config for engine/tool/eval settings (default: the run's, else the built-in defaults)")
+    e.add_argument("--out", default=None,
+                   help="write results.json + samples.parquet here (default: logging.runs_dir/eval-<model>-<time>)")
+    e.add_argument("overrides", nargs="*", help=overrides_help)
 
-    d = sub.add_parser("dashboard", help="live Streamlit dashboard over run directories")
-    d.add_argument("runs_dir", nargs="?", default="runs")
-    d.add_argument("--port", type=int, default=8501)
-    d.add_argument("--host", default="127.0.0.1")
+    x = command("export", "write a run's checkpoint as a plain Hugging Face model directory",
+                "Export a run's checkpoint (LoRA merged) as a plain Hugging Face model directory that "
+                "transformers, vLLM and taorl eval load.")
+    x.add_argument("run_dir", help="a taorl run directory (holds config.yaml and checkpoints/)")
+    x.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
+    x.add_argument("--out", required=True, metavar="DIR", help="the model directory to create")
 
-    y = sub.add_parser("synth", help="write a synthetic run directory (demos, dashboard tests)")
+    d = command("dashboard", "live Streamlit dashboard over run directories")
+    d.add_argument("runs_dir", nargs="?", default="runs", help="directory holding run directories")
+    d.add_argument("--port", type=int, default=8501, help="port to serve on")
+    d.add_argument("--host", default="127.0.0.1", help="address to bind")
+
+    y = command("synth", "write a synthetic run directory (demos, dashboard tests)")
     y.add_argument("out", help="run directory to create")
-    y.add_argument("--steps", type=int, default=50)
+    y.add_argument("--steps", type=int, default=50, help="training steps to simulate")
     y.add_argument("--trajectories", type=int, default=64, help="trajectories per step")
     y.add_argument("--token-trajectories", type=int, default=16, help="trajectories with token rows per step")
-    y.add_argument("--seed", type=int, default=0)
-    y.add_argument("--shaping", choices=["on", "off"], default="on")
+    y.add_argument("--seed", type=int, default=0, help="random seed of the synthetic data")
+    y.add_argument("--shaping", choices=["on", "off"], default="on", help="entropy shaping in the synthetic run")
 
-    m = sub.add_parser("model", help="prepare or inspect the built-in models")
-    m.add_argument("action", choices=["prepare", "path"])
-    m.add_argument("name", nargs="?", default="smollm2-135m")
+    m = command("model", "prepare or inspect the built-in models")
+    m.add_argument("action", choices=["prepare", "path"],
+                   help="prepare: convert once into the cache; path: print where it lives")
+    m.add_argument("name", nargs="?", default="smollm2-135m",
+                   help="smollm2-135m, smollm2-135m-primed (format-primed by configs/default.yaml), tiny, tiny-qwen2")
 
-    x = sub.add_parser("experiment", help="arms x seeds with held-out evaluation and a report (resumable)")
+    x = command("experiment", "arms x seeds with held-out evaluation and a report (resumable)")
     x.add_argument("experiment", help="experiment file, e.g. configs/experiments/cpu-smollm2.yaml")
     x.add_argument("--out", metavar="DIR", default=None, help="output folder (default: the file's out)")
     x.add_argument("--seeds", default=None, help="comma list replacing the file's seeds (a reduced run)")
@@ -76,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--report-only", action="store_true", help="only rewrite the report from what is on disk")
     x.add_argument("--no-png", action="store_true", help="do not draw the figures to PNG (Chromium)")
     return p
+
+
+def _setup_logging() -> None:
+    """taorl's own log lines (e.g. "sandbox: isolation=bwrap, 2 workers, ...") on stderr from INFO up;
+    other libraries stay at their defaults."""
+    import logging
+
+    log = logging.getLogger("taorl")
+    if not any(getattr(h, "_taorl", False) for h in log.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(message)s"))
+        h._taorl = True
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    _setup_logging()
     module, func = COMMANDS[args.command].split(":")
     fn = getattr(importlib.import_module(module), func)
     try:

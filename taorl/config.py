@@ -198,7 +198,9 @@ class TrainConfig(_Strict):
     mini_batch_prompts: int = Field(128, ge=1)  # groups per optimizer step
     micro_batch_size: int = Field(4, ge=1)  # trajectories per forward/backward
     seed: int = 0
-    checkpoint_every: int = Field(0, ge=0)  # 0 = only at the end
+    # a checkpoint after every N-th step and after the last; a resume redoes at most N - 1 steps.
+    # 0 = only at the end (a killed run then restarts from step 0)
+    checkpoint_every: int = Field(10, ge=0)
     keep_checkpoints: int = Field(2, ge=1)
     # weights to start from: a model directory (e.g. the output of `taorl sft`), or "sft": format-prime
     # this model first with the sft section (cached under $TAORL_CACHE/primed, see taorl.train.sft)
@@ -235,6 +237,10 @@ class LoggingConfig(_Strict):
     run_name: str | None = None  # default: <config stem>-<timestamp>
     token_traj_per_step: int | None = None  # token rows for at most this many trajectories per step
     progress: bool = True
+    # copies of the per-step metrics for these trackers (taorl.train.trackers); Parquet stays the record
+    report_to: list[Literal["tensorboard", "wandb", "trackio"]] = []
+    project: str = "taorl"  # wandb / trackio project name
+    offline: bool = False  # wandb writes locally only (tensorboard and trackio are local anyway)
 
 
 PresetName = Literal["paper", "code_compat"]

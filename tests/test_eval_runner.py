@@ -23,7 +23,7 @@ def _run_eval(tmp_path, *extra):
            "eval.max_response_tokens=48", "eval.max_turns=2", "rollout.gen_batch_size=32",
            "logging.progress=false", "tool.timeout_s=2", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={"TAORL_DATA_DIR": str(SHARED),
-                          **__import__("os").environ}, timeout=600)
+                          **__import__("os").environ}, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
 
@@ -36,7 +36,7 @@ def _binom_pass(n, c, k):
 def test_eval_cli_tiny_all_seven(tmp_path):
     out, stdout = _run_eval(tmp_path)
     assert "results written to" in stdout
-    summary = json.loads((out / "results.json").read_text())
+    summary = _strict_json(out / "results.json")
     samples = pl.read_parquet(out / "samples.parquet")
     assert sorted(summary["results"]) == sorted(SEVEN)
     for name in SEVEN:
@@ -50,6 +50,15 @@ def test_eval_cli_tiny_all_seven(tmp_path):
         assert res["pass@1"]["value"] == pytest.approx(res["avg@2"]["value"])
         calls = (s["n_call"] > 0).mean()
         assert res["tool_call_rate"]["value"] == pytest.approx(calls)
+        for m, v in res.items():  # every interval inside [0, 1] around its value
+            if isinstance(v, dict) and v["value"] is not None:
+                assert 0.0 <= v["ci_low"] <= v["value"] <= v["ci_high"] <= 1.0, (name, m, v)
+        n_call, n_ok = int(s["n_call"].sum()), int(s["n_ok"].sum())
+        ok = res["tool_success_rate"]
+        if n_call == 0:  # no call: undefined, written as null
+            assert ok == {"value": None, "ci_low": None, "ci_high": None}
+        else:
+            assert ok["value"] == pytest.approx(n_ok / n_call) and ok["ci_high"] > ok["ci_low"]
         assert set(s["finish"].unique()) <= {"answer", "max_turns", "void", "length"}
 
 
@@ -58,11 +67,30 @@ def test_eval_cli_no_tool_never_calls(tmp_path):
     samples = pl.read_parquet(out / "samples.parquet")
     assert samples.height == 4
     assert samples["n_call"].sum() == 0
-    assert json.loads((out / "results.json").read_text())["tool"] is False
+    res = _strict_json(out / "results.json")
+    assert res["tool"] is False
+    # no tool calls at all: the success rate is null (the file used to hold NaN, which is not JSON)
+    assert res["results"]["amc23"]["tool_success_rate"]["value"] is None
+    assert res["results"]["amc23"]["tool_call_rate"]["value"] == 0.0
+
+
+def _strict_json(path):
+    def no_constants(name):
+        raise AssertionError(f"{path}: {name} is not valid JSON")
+    return json.loads(path.read_text(), parse_constant=no_constants)
+
+
+@pytest.mark.parametrize("opt", [["--k", "0"], ["--k", "-2"], ["--limit", "0"]])
+def test_eval_cli_rejects_nonpositive_counts(opt):
+    proc = subprocess.run([sys.executable, "-m", "taorl.cli", "eval", "tiny", *opt],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{opt[0]} {opt[1]}" in lines[0] and "eval.n" not in lines[0], proc.stderr
 
 
 def test_eval_cli_rejects_unknown_benchmark(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "taorl.cli", "eval", "tiny", "--benchmarks", "aime23"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "aime23" in proc.stderr and "error" in proc.stderr

@@ -10,10 +10,12 @@ from taorl.eval.metrics import (
     calls_per_sample,
     mean_ci,
     pass_at_k,
+    rate_ci,
     summarize,
     summarize_samples,
     tool_call_rate,
     tool_success_rate,
+    wilson,
 )
 
 
@@ -55,11 +57,43 @@ def test_avg_at_n_by_hand():
 
 def test_mean_ci_normal_by_hand():
     vals = [1.0, 0.0, 1.0, 1.0]  # mean 0.75, s = 0.5 (ddof 1), se = 0.25
-    m, lo, hi = mean_ci(vals)
+    m, lo, hi = mean_ci(vals, method="normal")
     assert m == 0.75
     assert lo == pytest.approx(0.75 - 1.959963984540054 * 0.25)
-    assert hi == pytest.approx(0.75 + 1.959963984540054 * 0.25)
-    assert mean_ci([0.3]) == (0.3, 0.3, 0.3)
+    assert hi == 1.0  # 0.75 + 0.49 = 1.24, clipped to [0, 1]
+    assert mean_ci([0.3], method="normal") == (0.3, 0.3, 0.3)
+    assert mean_ci([0.0, 0.0, 1.0] + [0.0] * 27, method="normal")[1] == 0.0  # would be -0.03
+
+
+def test_wilson_by_hand_and_at_the_edges():
+    z2 = 1.959963984540054 ** 2
+    # 3 of 4: centre (0.75 + z^2/8) / (1 + z^2/4), half z/(1 + z^2/4) sqrt(0.75*0.25/4 + z^2/64)
+    centre = (0.75 + z2 / 8) / (1 + z2 / 4)
+    half = z2 ** 0.5 / (1 + z2 / 4) * math.sqrt(0.75 * 0.25 / 4 + z2 / 64)
+    assert mean_ci([1.0, 0.0, 1.0, 1.0]) == pytest.approx((0.75, centre - half, centre + half))
+    assert centre - half == pytest.approx(0.3006, abs=1e-4) and centre + half == pytest.approx(0.9544, abs=1e-4)
+    # 0 of 30 and 30 of 30: [0, z^2/(n+z^2)] and [n/(n+z^2), 1]; never outside [0, 1], never zero width
+    assert mean_ci([0.0] * 30) == pytest.approx((0.0, 0.0, z2 / (30 + z2)))
+    assert mean_ci([1.0] * 30) == pytest.approx((1.0, 30 / (30 + z2), 1.0))
+    assert mean_ci([1.0] * 30)[2] == 1.0 and mean_ci([0.0] * 30)[1] == 0.0
+    assert wilson(0.5, 1) == pytest.approx((0.5 - 0.5 * z2 ** 0.5 / (1 + z2) * math.sqrt(1 + z2),
+                                            0.5 + 0.5 * z2 ** 0.5 / (1 + z2) * math.sqrt(1 + z2)))
+    for vals in ([0.0], [1.0], [0.5, 0.25], [0.1] * 7):
+        for method in ("wilson", "normal", "bootstrap"):
+            m, lo, hi = mean_ci(vals, method=method)
+            assert 0.0 <= lo <= m <= hi <= 1.0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        mean_ci([1.5])
+
+
+def test_rate_ci_counts_calls_and_is_null_without_any():
+    assert rate_ci(0, 0) == (None, None, None)
+    z2 = 1.959963984540054 ** 2
+    p, lo, hi = rate_ci(2, 2)
+    assert p == 1.0 and hi == 1.0 and lo == pytest.approx(2 / (2 + z2))  # not a zero-width interval
+    assert rate_ci(1, 4)[1:] == pytest.approx(wilson(0.25, 4))
+    with pytest.raises(ValueError):
+        rate_ci(3, 2)
 
 
 def test_mean_ci_bootstrap_brackets_mean_and_is_seeded():
@@ -69,7 +103,7 @@ def test_mean_ci_bootstrap_brackets_mean_and_is_seeded():
     m, lo, hi = a
     assert m == pytest.approx(1 / 3) and lo < m < hi
     # percentile bootstrap of a proportion ~ normal interval at P = 30 (within 0.05)
-    _, nlo, nhi = mean_ci(vals)
+    _, nlo, nhi = mean_ci(vals, method="normal")
     assert abs(lo - nlo) < 0.05 and abs(hi - nhi) < 0.05
 
 

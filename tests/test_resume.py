@@ -26,8 +26,10 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _cmd(run_dir, resume=False):
-    base = [sys.executable, "-m", "taorl.cli", "train", str(ROOT / "configs" / "tiny.yaml"), *ARGS]
-    return base + (["--resume", str(run_dir)] if resume else ["--run-dir", str(run_dir)])
+    if resume:  # nothing but the run directory: its saved config (with the overrides above) is used
+        return [sys.executable, "-m", "taorl.cli", "train", "--resume", str(run_dir)]
+    return [sys.executable, "-m", "taorl.cli", "train", str(ROOT / "configs" / "tiny.yaml"), *ARGS,
+            "--run-dir", str(run_dir)]
 
 
 def _manifest(run):
@@ -78,6 +80,9 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted(tmp_path):
                          env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"run directory: {killed}" in out.stdout
+    # says where it continues: checkpoint after step 1, so step 2 (published before the kill) is redone
+    assert f"resuming {killed} from step 2 (checkpoint step=000001) to step 3; steps 2-2 were logged " \
+        "after that checkpoint and are redone" in out.stdout, out.stdout
 
     straight = tmp_path / "straight"
     out = subprocess.run(_cmd(straight), capture_output=True, text=True, timeout=300, check=False,
@@ -95,3 +100,26 @@ def test_sigkill_mid_step_then_resume_matches_uninterrupted(tmp_path):
     ts = _visible(straight, "trajectories").sort("step", "traj")
     assert tk["text"].to_list() == ts["text"].to_list()
     assert tk.group_by("step").len().sort("step")["len"].to_list() == [8, 8, 8, 8]
+
+
+def test_resume_config_is_the_runs_own(tmp_path):
+    """--resume alone takes the saved config (train.steps=4 from an override, not the file's 2);
+    train.steps may be raised to extend a run; other keys must not change."""
+    from taorl.config import load_config
+    from taorl.errors import UserError
+    from taorl.train.cli import resume_config, resume_message
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(load_config(ROOT / "configs" / "tiny.yaml", ARGS).to_yaml())
+    assert load_config(ROOT / "configs" / "tiny.yaml").train.steps != 4
+    assert resume_config(run, None, []).train.steps == 4
+    # the file and overrides again, without the train.steps override: still the run's own end
+    assert resume_config(run, str(ROOT / "configs" / "tiny.yaml"), ARGS[1:]).train.steps == 4
+    assert resume_config(run, None, ["train.steps=9"]).train.steps == 9
+    with pytest.raises(UserError, match=r"differs .* at train\.lr"):
+        resume_config(run, None, ["train.lr=0.5"])
+    with pytest.raises(UserError, match="no config.yaml"):
+        resume_config(tmp_path, None, [])
+    assert resume_message(run, 0, 4, -1) == f"resuming {run} from step 0 (no checkpoint yet) to step 3"
+    assert "already at its end (train.steps=4)" in resume_message(run, 4, 4, 3)

@@ -9,12 +9,22 @@ computed as a product so no huge binomials appear:
 
     C(n - c, k) / C(n, k) = prod_{i = n - c + 1}^{n} (1 - k / i)        (= 0 when n - c < k)
 
-Avg@n is the mean accuracy over all samples, (1/P) sum_p c_p / n. A benchmark score is the mean of
-the per-problem values over its P problems; its confidence interval (``mean_ci``) treats problems as
-the sampling unit:
-- "normal" (default): mean +- z * s / sqrt(P), s the sample std (ddof 1) of the per-problem values;
-  cheap and deterministic, fine for P >= 30 (AIME's 30 problems are at that edge);
+Avg@n is the mean accuracy over all samples, (1/P) sum_p c_p / n. A benchmark score is the mean m of
+the per-problem values x_p in [0, 1] over its P problems; its confidence interval (``mean_ci``)
+treats problems as the sampling unit, and every method stays inside [0, 1]:
+- "wilson" (default): the Wilson score interval of a proportion m over n = P trials,
+
+      centre = (m + z^2 / 2n) / (1 + z^2 / n)
+      half   = z / (1 + z^2 / n) * sqrt(m (1 - m) / n + z^2 / 4n^2)
+
+  exact for 0/1 values (pass@1 with n = 1) and conservative for fractional ones, because a value
+  in [0, 1] with mean m has variance at most m (1 - m). At m = 0 or 1 it keeps a width
+  (0/30 -> [0, 11.4 %]) where a normal interval collapses to a point or leaves [0, 1];
+- "normal": m +- z * s / sqrt(P), s the sample std (ddof 1), clipped to [0, 1];
 - "bootstrap": percentile interval of the mean over ``n_boot`` resamples of the problems (seeded).
+
+Rates over events (tool success = successful calls / calls) use ``rate_ci``, the Wilson interval
+over the calls; with no calls the rate and its interval are None (null in JSON, never NaN).
 """
 
 from __future__ import annotations
@@ -46,21 +56,50 @@ def avg_at_n(correct_counts: Sequence[int], n: int) -> float:
     return sum(correct_counts) / (n * len(correct_counts))
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95, method: str = "normal", n_boot: int = 2000,
+def _z(level: float) -> float:
+    if level not in _Z:
+        raise ValueError(f"level must be one of {sorted(_Z)}, got {level}")
+    return _Z[level]
+
+
+def wilson(p: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval (low, high) of a proportion p observed over n > 0 trials."""
+    if n <= 0:
+        raise ValueError(f"wilson: need n > 0 trials, got {n}")
+    z2 = _z(level) ** 2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = _z(level) / (1 + z2 / n) * math.sqrt(max(p * (1 - p), 0.0) / n + z2 / (4 * n * n))
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if p <= 0 else lo), (1.0 if p >= 1 else hi)  # exact ends where rounding would miss them
+
+
+def rate_ci(successes: int, trials: int, level: float = 0.95) -> tuple[float | None, float | None, float | None]:
+    """(successes / trials, Wilson low, high); (None, None, None) when there were no trials."""
+    if not 0 <= successes <= trials:
+        raise ValueError(f"rate_ci: need 0 <= successes <= trials, got {successes}, {trials}")
+    if trials == 0:
+        return None, None, None
+    p = successes / trials
+    return (p, *wilson(p, trials, level))
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95, method: str = "wilson", n_boot: int = 2000,
             seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high) of per-problem values; see the module doc for the two methods."""
+    """(mean, low, high) of per-problem values in [0, 1]; see the module doc for the three methods."""
     vals = [float(v) for v in values]
     if not vals:
         raise ValueError("mean_ci: no values")
+    if any(not 0.0 <= v <= 1.0 for v in vals):
+        raise ValueError("mean_ci: values must lie in [0, 1] (per-problem scores or rates)")
     m = sum(vals) / len(vals)
+    if method == "wilson":
+        return (m, *wilson(m, len(vals), level))
     if len(vals) < 2:
         return m, m, m
     if method == "normal":
-        if level not in _Z:
-            raise ValueError(f"mean_ci: level must be one of {sorted(_Z)}, got {level}")
         s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
-        half = _Z[level] * s / math.sqrt(len(vals))
-        return m, m - half, m + half
+        half = _z(level) * s / math.sqrt(len(vals))
+        return m, max(0.0, m - half), min(1.0, m + half)
     if method == "bootstrap":
         import numpy as np
 
@@ -69,10 +108,10 @@ def mean_ci(values: Sequence[float], level: float = 0.95, method: str = "normal"
         means = arr[rng.integers(0, len(arr), size=(n_boot, len(arr)))].mean(axis=1)
         lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
         return m, float(lo), float(hi)
-    raise ValueError(f"mean_ci: method must be 'normal' or 'bootstrap', got {method!r}")
+    raise ValueError(f"mean_ci: method must be 'wilson', 'normal' or 'bootstrap', got {method!r}")
 
 
-def summarize(correct_counts: Sequence[int], n: int, ks: Sequence[int] = (1,), method: str = "normal",
+def summarize(correct_counts: Sequence[int], n: int, ks: Sequence[int] = (1,), method: str = "wilson",
               level: float = 0.95) -> dict[str, tuple[float, float, float]]:
     """One benchmark: {"avg@n": (v, lo, hi), "pass@k": (v, lo, hi) for each k <= n}."""
     out = {f"avg@{n}": mean_ci([c / n for c in correct_counts], level, method)}
@@ -82,7 +121,7 @@ def summarize(correct_counts: Sequence[int], n: int, ks: Sequence[int] = (1,), m
 
 
 def summarize_samples(correct: Mapping[str, Sequence[bool | float]], ks: Sequence[int] = (1,),
-                      method: str = "normal") -> dict[str, tuple[float, float, float]]:
+                      method: str = "wilson") -> dict[str, tuple[float, float, float]]:
     """Like ``summarize`` from {problem_id: per-sample rewards}; every problem must have the same n."""
     ns = {len(v) for v in correct.values()}
     if len(ns) != 1:

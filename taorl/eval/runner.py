@@ -19,7 +19,7 @@ import polars as pl
 
 from taorl.config import Config
 from taorl.data import load_benchmark
-from taorl.eval.metrics import mean_ci, summarize, tool_success_rate
+from taorl.eval.metrics import mean_ci, rate_ci, summarize
 from taorl.rollout.loop import run_rollouts
 
 
@@ -28,7 +28,7 @@ class BenchmarkResult:
     benchmark: str
     n_problems: int
     n_samples: int
-    metrics: dict[str, tuple[float, float, float]]  # name -> (value, ci_low, ci_high)
+    metrics: dict[str, tuple[float | None, float | None, float | None]]  # name -> (value, ci_low, ci_high); None: undefined
     samples: pl.DataFrame = field(repr=False)  # one row per sample
     seconds: float = 0.0
 
@@ -72,9 +72,11 @@ def evaluate_benchmark(engine, sandbox, cfg: Config, name: str, *, seed: int = 0
     per_problem = samples.group_by("problem_id", maintain_order=True).agg(pl.col("reward").sum().alias("c"))
     metrics = summarize([int(c) for c in per_problem["c"]], n, ks=[1, *cfg.eval.k])
     # tool usage over samples: share of samples with a call (with a CI), pooled success rate
-    metrics["tool_call_rate"] = mean_ci([float(c > 0) for c in samples["n_call"]])
-    rate = tool_success_rate(samples["n_call"].to_list(), samples["n_ok"].to_list())
-    metrics["tool_success_rate"] = (rate, rate, rate)
+    # share of samples with a call: per-problem shares, Wilson over problems (like the scores)
+    called = samples.group_by("problem_id", maintain_order=True).agg((pl.col("n_call") > 0).mean().alias("f"))
+    metrics["tool_call_rate"] = mean_ci(called["f"].to_list())
+    # successful calls / calls, Wilson over the calls; None (null) when no call was made
+    metrics["tool_success_rate"] = rate_ci(int(samples["n_ok"].sum()), int(samples["n_call"].sum()))
     return BenchmarkResult(name, len(problems), n, metrics, samples, time.perf_counter() - t0)
 
 

@@ -13,6 +13,7 @@ Only the newest `keep` checkpoints are kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -65,6 +66,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(state["numpy"])
 
 
+@contextlib.contextmanager
+def rng_preserved():
+    """Run a block without moving the torch / python / numpy random streams of the caller.
+
+    Priming in-process (train.init_from: sft) or converting a model draws random numbers; without
+    this the LoRA initialisation after it would differ from a run that found the cache ready.
+    """
+    saved = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(saved)
+
+
 def save_checkpoint(run_dir: str | Path, step: int, policy, optimizer: torch.optim.Optimizer,
                     state: dict[str, Any], keep: int) -> Path:
     """Write checkpoint `step` atomically (tmp dir + rename) and prune to the newest `keep`."""
@@ -94,8 +109,6 @@ def save_checkpoint(run_dir: str | Path, step: int, policy, optimizer: torch.opt
     for _, p in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
     return final
-
-
 
 
 def clean_partial(run_dir: str | Path) -> None:

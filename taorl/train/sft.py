@@ -115,8 +115,13 @@ def run_sft(cfg: Config, out: str | Path) -> dict:
     tok = policy.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     t0 = time.perf_counter()
+    say = _phase_printer(cfg.logging.progress)
+    n_probe = sc.probe_problems * cfg.rollout.group_size
     with Sandbox(cfg.tool) as sandbox:
+        say(f"1/4 probe before: {sc.probe_problems} problems x {cfg.rollout.group_size} rollouts")
         before = probe(policy, sandbox, cfg, cfg.data.seed + PROBE_SEED_OFFSET)
+        t_probe = time.perf_counter() - t0
+        say(f"2/4 {sc.n_examples} demonstrations (solution code run in the sandbox)")
         demos = build_demonstrations(cfg, tok, sandbox, sc.n_examples, cfg.data.seed + DEMO_SEED_OFFSET)
         opt = torch.optim.AdamW(policy.trainable_parameters(), lr=sc.lr, weight_decay=0.0)
         rng = np.random.default_rng(cfg.train.seed)
@@ -124,10 +129,13 @@ def run_sft(cfg: Config, out: str | Path) -> dict:
         losses = []
         policy.train_mode(True)
         bar = None
+        say(f"3/4 {sc.steps} supervised steps of {sc.batch_size} demonstrations "
+            f"(then 4/4 probe after, about {t_probe:.0f} s like the probe before)")
         if cfg.logging.progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=sc.steps, desc="sft", unit="step")
+        t_steps = time.perf_counter()
         for step in range(sc.steps):
             if len(order) < sc.batch_size:  # reshuffle per epoch
                 order += rng.permutation(len(demos)).tolist()
@@ -146,9 +154,14 @@ def run_sft(cfg: Config, out: str | Path) -> dict:
             losses.append(float(loss.detach()))
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                # what is left of the whole priming: the remaining steps at the mean step time so
+                # far, plus a probe as long as the one before
+                per_step = (time.perf_counter() - t_steps) / (step + 1)
+                left = (sc.steps - step - 1) * per_step + t_probe
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", priming_left=_minutes(left))
         if bar is not None:
             bar.close()
+        say(f"4/4 probe after: {n_probe} rollouts")
         after = probe(policy, sandbox, cfg, cfg.data.seed + PROBE_SEED_OFFSET)
     policy.export(out)
     report = {
@@ -164,7 +177,20 @@ def run_sft(cfg: Config, out: str | Path) -> dict:
         "seconds": time.perf_counter() - t0,
     }
     (out / REPORT_FILE).write_text(json.dumps(report, indent=1))
+    say(f"done in {_minutes(report['seconds'])}")
     return report
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _phase_printer(on: bool):
+    """print("priming <phase>") when progress is on, else nothing."""
+    def say(text: str) -> None:
+        if on:
+            print(f"priming {text}", flush=True)
+    return say
 
 
 AUTO_SFT = "sft"  # train.init_from value: prime automatically (cached)
@@ -192,7 +218,12 @@ def primed_weights(cfg: Config) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     sft_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"init_from": None})})
-    report = run_sft(sft_cfg, tmp)
+    from taorl.train.checkpoint import rng_preserved
+
+    # priming draws random numbers; the caller (the trainer, about to initialise LoRA) must see the
+    # same random streams whether the cache was ready or built here, or the two runs differ
+    with rng_preserved():
+        report = run_sft(sft_cfg, tmp)
     try:
         tmp.rename(final)
     except OSError:  # another process finished first: use its copy

@@ -197,9 +197,13 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.train.steps, initial=self.start_step, desc="steps", unit="step")
+        from taorl.train.console import StepReport
+
+        report = StepReport(cfg, self.run_dir, bar)  # console line + logging.report_to trackers
         try:
             for step in steps:
                 metrics = self.train_step(step)
+                report(step, metrics)
                 every = cfg.train.checkpoint_every
                 if (every and (step + 1) % every == 0) or step == cfg.train.steps - 1:
                     self.checkpoint(step)
@@ -212,6 +216,7 @@ class Trainer:
                 self.writer.finish(status="failed")
             raise
         finally:
+            report.close()
             if bar is not None:
                 bar.close()
             close = getattr(self.sandbox, "close", None)
