@@ -10,13 +10,30 @@ import nbformat as nbf
 HERE = Path(os.environ.get("TAORL_NB_OUT") or Path(__file__).parent)  # tests build into a temp dir
 
 
+# Measured wall time of one execution on PROFILE = "laptop" (2-core CPU shared with other jobs, primed
+# SmolLM2 already cached): the cells of docs/notebooks/*.html. None: not measured yet.
+LAPTOP_RUNTIME: dict[str, str | None] = {}
+
+
 def header(title, learn, tiny, full, end):
+    laptop = LAPTOP_RUNTIME.get(title[:2])
+    laptop = f"{laptop} (measured)" if laptop else "a few minutes (not measured yet)"
     return (f"# {title}\n\n**What you will learn.** {learn}\n\n"
-            f"**Runtime.** `PROFILE = \"tiny\"`: {tiny} on a 2-core CPU. `PROFILE = \"full\"`: {full}.\n\n"
-            f"**What you should see at the end.** {end}")
+            f"**Runtime.** `PROFILE = \"tiny\"` (random tiny model, for CI): {tiny} on a 2-core CPU. "
+            f"`PROFILE = \"laptop\"` (format-primed SmolLM2-135M, real tool calls): {laptop} on a 2-core CPU, "
+            f"plus 5-10 minutes once to prime the model if `make train` has not cached it yet. "
+            f"`PROFILE = \"full\"`: {full}.\n\n"
+            f"**What you should see at the end.** {end}\n\n"
+            f"Each execution writes its runs to a new folder `runs/<notebook>/<time>/` beside this notebook, so "
+            f"\"restart kernel and run all\" can be repeated; the same seed gives the same numbers.")
 
 
-PARAMS = 'PROFILE = "tiny"  # "tiny": CPU, tiny models, a few steps, minutes | "full": GPU, paper-scale config'
+PARAMS = ('PROFILE = "tiny"  # "tiny": random tiny model, seconds (CI) | "laptop": format-primed SmolLM2 '
+          'on a CPU, minutes | "full": GPU, paper-scale config')
+BANNER = """
+from taorl.lab.notebook import profile_banner
+print(profile_banner(PROFILE))
+"""
 
 
 def notebook(name, cells):
@@ -32,6 +49,8 @@ def notebook(name, cells):
             if kind == "params":
                 c.metadata["tags"] = ["parameters"]
             out.append(c)
+            if kind == "params":  # which profile produced the outputs, right under the parameters
+                out.append(nbf.v4.new_code_cell(BANNER.strip("\n")))
     nb.cells = out
     for c in nb.cells:  # stable ids keep diffs small
         c.pop("id", None)
@@ -44,13 +63,13 @@ REPLAY = '''
 from taorl.lab.ablation import profile_config, decide, token_frame
 from taorl.data.procedural import generate
 from taorl.tools import Sandbox
-from taorl.train.policy import build_policy
+from taorl.lab.notebook import profile_policy
 from taorl.lab.walkthrough import demo_scripts, replay_rollouts
 
 short = ["rollout.max_turns=3", "rollout.max_turn_tokens=64", "rollout.max_response_tokens=256",
          "rollout.obs_max_tokens=32", "rollout.group_size=4", "rollout.batch_prompts=4", "tool.timeout_s=2"]
 cfg = profile_config(PROFILE, short)
-policy = build_policy(cfg)                 # scores the replayed tokens (log-probs, entropies)
+policy = profile_policy(cfg)   # scores the replayed tokens (log-probs, entropies); primed weights on "laptop"
 problems = generate(4, difficulty=0, seed=0)
 with Sandbox(cfg.tool) as sandbox:
     trajs = replay_rollouts(problems, demo_scripts(problems), policy.model, policy.tokenizer, cfg, sandbox)
@@ -61,27 +80,28 @@ print(f"{len(trajs)} rollouts of {len({t.problem_id for t in trajs})} problems, 
 notebook("00_quickstart", [
     ("md", header("00 · Quickstart",
                   "how one tool-integrated rollout is built (model turn → Python → observation → answer), "
-                  "what a run directory holds after a two-step training run, and how to open the dashboard on it.",
+                  "what the policy writes when it samples on its own, what a run directory holds after a "
+                  "two-step training run, and how to open the dashboard on it.",
                   "about 40 s", "a few minutes on one GPU",
-                  "a rollout drawn token by token with the tool output boxed, a two-step run's metrics table, "
-                  "and the `taorl dashboard` command to browse it.")),
+                  "a rollout drawn token by token with the tool output boxed, four sampled rollouts with their "
+                  "tool calls and entropies, a two-step run's metrics table, and the `taorl dashboard` command.")),
     ("params", PARAMS),
     ("md", ("## One rollout with a tool call\n\nThe policy (here the profile's model) reads the problem; "
            "the turn below is replayed text so that it surely holds a code block, but everything else is the "
            "real thing: the rollout loop stops the turn after the code block, the sandbox runs the code, the "
            "observation is appended as tokens, the grader scores the final `\\boxed{}`.")),
-    ("code", '''
+    ("code", """
 from IPython.display import HTML, display
 import polars as pl
 from taorl.lab.ablation import profile_config, decide, token_frame
 from taorl.data.procedural import generate
 from taorl.tools import Sandbox
-from taorl.train.policy import build_policy
+from taorl.lab.notebook import profile_policy
 from taorl.lab.walkthrough import replay_rollouts, segments_frame
 from taorl.viz import token_html
 
 cfg = profile_config(PROFILE, ["rollout.group_size=2", "rollout.batch_prompts=1", "rollout.max_turn_tokens=64"])
-policy = build_policy(cfg)
+policy = profile_policy(cfg)    # the primed SmolLM2 on "laptop" (primed once, then read from the cache)
 problem = generate(1, difficulty=0, seed=0)[0]
 code = problem.meta["solution_code"]
 turns = [f"Let me compute it.\\n```python\\n{code}\\n```", f"\\nSo the answer is \\\\boxed{{{problem.answer}}}."]
@@ -91,39 +111,73 @@ t = trajs[0]
 print(problem.problem, "->", problem.answer)
 print("tool calls:", [(c.status, c.stdout.strip()) for c in t.tool_calls], "| reward:", t.reward)
 segments_frame(t, policy.tokenizer)
-'''),
-    ("code", '''
+"""),
+    ("code", """
 dec = decide(trajs, cfg, batch_prompts=1)
 tokens = token_frame(trajs, dec, cfg, policy)
 display(HTML(token_html(tokens.filter(pl.col("traj") == 0), "entropy")))
 assert t.n_call == 1 and t.tool_calls[0].status == "ok" and t.reward == 1.0
 assert tokens.filter(pl.col("segment") == "tool")["entropy"].null_count() == tokens.filter(pl.col("segment") == "tool").height
-'''),
+"""),
     ("md", ("Hover a token for its entropy, log-prob, advantage, gate and weight. The boxed grey span is the "
            "tool's output: it is part of the context but never trained on.")),
-    ("md", "## A two-step training run\n\n`taorl train configs/tiny.yaml` does the same from the shell."),
-    ("code", '''
+    ("md", ("## Rollouts the policy writes itself\n\nNow the policy samples, with the profile's own turn "
+           "lengths and temperature: four rollouts of one problem at the training difficulty. On `laptop` the "
+           "primed SmolLM2 writes Python, some calls fail and the model reads the error; on `tiny` the random "
+           "model writes random tokens (void turns, no calls).")),
+    ("code", """
+from taorl.rollout.hf import HFEngine
+from taorl.rollout.loop import run_rollouts
+from taorl.lab.walkthrough import calls_frame
+
+scfg = profile_config(PROFILE, ["rollout.batch_prompts=1"])
+engine = HFEngine(policy.model, policy.tokenizer, gen_batch_size=scfg.rollout.gen_batch_size)
+asked = generate(1, difficulty=scfg.data.difficulty, seed=1)
+with Sandbox(scfg.tool) as sandbox:
+    sampled = run_rollouts(engine, sandbox, asked, scfg.rollout.group_size, scfg.rollout, scfg.data,
+                           tool_enabled=True, seed=scfg.train.seed, progress=False)
+print(asked[0].problem, "->", asked[0].answer)
+pl.DataFrame([{"rollout": s.index, "reward": s.reward, "tool calls": s.n_call, "successful calls": s.n_ok,
+               "void turn": s.void, "finish": s.finish, "graded": s.reward_info[:40]} for s in sampled])
+"""),
+    ("code", """
+sdec = decide(sampled, scfg, batch_prompts=1)
+stokens = token_frame(sampled, sdec, scfg, policy)
+pick = max(sampled, key=lambda s: (s.n_call, -s.index))       # the rollout with the most tool calls
+print(f"rollout {pick.index}: {pick.n_call} tool calls, reward {pick.reward}; "
+      f"group kept: {sdec.groups['kept'][0]} ({sdec.groups['reason'][0]})")
+display(HTML(token_html(stokens.filter(pl.col("traj") == pick.index), "entropy")))
+calls_frame(sampled).drop("code")
+"""),
+    ("md", ("On `laptop`, look at the first tokens after a tool's output (the turn that reads it): their entropy "
+           "is where TAO-RL's post-tool shaping acts (notebooks 05 and 06).")),
+    ("md", ("## A two-step training run\n\n`taorl train configs/tiny.yaml` does the same from the shell "
+           "(`configs/default.yaml` for the laptop profile's model).")),
+    ("code", """
 from taorl.store import open_run
 from taorl.train.trainer import Trainer
 from taorl.lab.walkthrough import notebook_runs_dir
 
-run_dir = notebook_runs_dir("00") / "quickstart"
+run_dir = notebook_runs_dir("00") / "quickstart"     # a new folder for every execution
 cfg_run = profile_config(PROFILE, ["train.steps=2"])
 Trainer(cfg_run, run_dir).run()
 run = open_run(run_dir)
 print(run)
-run.metrics().select("step", "reward", "tools/call_rate", "tao/groups_kept", "tao/void_rate", "loss", "grad_norm")
-'''),
-    ("code", '''
+run.metrics().select("step", "reward", "tools/call_rate", "tools/success_rate", "tao/groups_kept", "tao/void_rate",
+                     "loss", "grad_norm")
+"""),
+    ("code", """
 assert run.status == "finished" and run.last_step == 1
 assert run.trajectories().height == 2 * cfg_run.rollout.group_size * int(cfg_run.rollout.batch_prompts * cfg_run.rollout.oversample + 0.999)
 print("Open the dashboard on it (in a terminal, not here):")
 print(f"    taorl dashboard {run_dir.parent}")
-'''),
+"""),
     ("md", ("**What this shows.** A trajectory is the prompt, then model tokens and observation tokens "
            "interleaved turn by turn; a run directory is a set of Parquet tables (metrics, groups, "
-           "trajectories, tokens) that the dashboard and these notebooks read. On the tiny profile the random "
-           "model writes gibberish (no code, void turns): the next notebooks show what the filters do with that.")),
+           "trajectories, tokens) that the dashboard and these notebooks read. On `tiny` the random model "
+           "writes no code (void turns, zero rewards, nothing to learn from): it only proves the plumbing. On "
+           "`laptop` the primed model calls the tool, some groups are mixed and train, others are dropped by "
+           "criterion 2: the next notebooks take those filters one at a time.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 01
@@ -233,8 +287,8 @@ assert (failed_tools["weight"] == 1.0).all() and (tr.filter(pl.col("void"))["wei
     ("code", '''
 from taorl.lab.ablation import run_arms, compare
 from taorl.lab.walkthrough import notebook_runs_dir
-STEPS = {"tiny": 2, "full": 200}[PROFILE]
-SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
+STEPS = {"tiny": 2, "laptop": 2, "full": 200}[PROFILE]
+SEEDS = {"tiny": [0], "laptop": [0], "full": [0, 1, 2]}[PROFILE]
 res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}"]), {"grpo_tir": BASELINE}, seeds=SEEDS,
                runs_dir=notebook_runs_dir("02"))
 from taorl.viz import curves_figure
@@ -300,8 +354,8 @@ print(f"valid groups: {n_valid} of {on.height}; duplicate refill adds {dup['dupl
     ("code", '''
 from taorl.lab.ablation import run_arms, compare
 from taorl.lab.walkthrough import notebook_runs_dir
-STEPS = {"tiny": 1, "full": 200}[PROFILE]
-SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
+STEPS = {"tiny": 1, "laptop": 2, "full": 200}[PROFILE]
+SEEDS = {"tiny": [0], "laptop": [0], "full": [0, 1, 2]}[PROFILE]
 base = profile_config(PROFILE, [f"train.steps={STEPS}", "rollout.oversample=2.0"])
 res = run_arms(base, {"no_c2": ["algo.filter.group.enabled=false"], "c2": []}, seeds=SEEDS,
                runs_dir=notebook_runs_dir("03"))
@@ -377,8 +431,8 @@ print("dropped groups under exclude:", ex.groups.filter(~pl.col("kept")).select(
     ("code", '''
 from taorl.lab.ablation import run_arms, compare
 from taorl.lab.walkthrough import notebook_runs_dir
-STEPS = {"tiny": 1, "full": 200}[PROFILE]
-SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
+STEPS = {"tiny": 1, "laptop": 2, "full": 200}[PROFILE]
+SEEDS = {"tiny": [0], "laptop": [0], "full": [0, 1, 2]}[PROFILE]
 res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}"]),
                {"c2 only": ["algo.filter.tool.enabled=false"], "c1+c2": [],
                 "c1+c2 exclude": ["algo.filter.tool.baseline=exclude"],
@@ -490,8 +544,8 @@ sweep_a, sweep_w
     ("code", '''
 from taorl.lab.ablation import run_arms, compare
 from taorl.lab.walkthrough import notebook_runs_dir
-STEPS = {"tiny": 1, "full": 200}[PROFILE]
-SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
+STEPS = {"tiny": 1, "laptop": 2, "full": 200}[PROFILE]
+SEEDS = {"tiny": [0], "laptop": [0], "full": [0, 1, 2]}[PROFILE]
 # filters off in this comparison, so that every rollout trains and shows its gate (even void ones)
 NO_FILTERS = ["algo.filter.group.enabled=false", "algo.filter.void_turn_mask=false", "algo.filter.overlong_mask=false"]
 res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}", *NO_FILTERS]),
@@ -522,21 +576,22 @@ import polars as pl
 from taorl.lab.ablation import profile_config, run_arms, evaluate_arms, comparison_figure, summarize
 from taorl.data.procedural import generate
 from taorl.lab.walkthrough import notebook_runs_dir
-STEPS = {"tiny": 1, "full": 200}[PROFILE]
-SEEDS = {"tiny": [0, 1], "full": [0, 1, 2]}[PROFILE]
-K = {"tiny": 2, "full": 16}[PROFILE]
+STEPS = {"tiny": 1, "laptop": 2, "full": 200}[PROFILE]
+SEEDS = {"tiny": [0, 1], "laptop": [0, 1], "full": [0, 1, 2]}[PROFILE]
+K = {"tiny": 2, "laptop": 4, "full": 16}[PROFILE]
 ARMS = {
     "TIR baseline": ["algo.filter.group.enabled=false", "algo.filter.tool.enabled=false",
                      "algo.filter.void_turn_mask=false", "algo.filter.overlong_mask=false", "algo.shaping.enabled=false"],
     "SimpleTIR-style": ["algo.filter.tool.enabled=false", "algo.shaping.enabled=false"],
     "TAO-RL": [],
 }
-EVAL = {"tiny": ["eval.max_turns=2", "eval.max_response_tokens=48"], "full": []}[PROFILE]   # paper protocol on full
+EVAL = {"tiny": ["eval.max_turns=2", "eval.max_response_tokens=48"],
+        "laptop": ["eval.max_turns=3", "eval.max_response_tokens=384"], "full": []}[PROFILE]   # paper protocol on full
 res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}", *EVAL]), ARMS, seeds=SEEDS, runs_dir=notebook_runs_dir("07"))
 res.diff()
 '''),
     ("code", '''
-held_out = generate({"tiny": 2, "full": 200}[PROFILE], difficulty=0, seed=999)   # disjoint from training (seed 0)
+held_out = generate({"tiny": 2, "laptop": 2, "full": 200}[PROFILE], difficulty=0, seed=999)   # disjoint from training (seed 0)
 ev = evaluate_arms(res, held_out, n=K, ks=(K,))
 tidy = ev.rename({"metric": "name"})
 summary = summarize(tidy)
@@ -610,8 +665,8 @@ assert (exp["advantage"] - exp["e"]).abs().max() < 1e-6
     ("code", '''
 from taorl.lab.ablation import run_arms, compare
 from taorl.lab.walkthrough import notebook_runs_dir
-STEPS = {"tiny": 1, "full": 200}[PROFILE]
-SEEDS = {"tiny": [0], "full": [0, 1, 2]}[PROFILE]
+STEPS = {"tiny": 1, "laptop": 2, "full": 200}[PROFILE]
+SEEDS = {"tiny": [0], "laptop": [0], "full": [0, 1, 2]}[PROFILE]
 arms = {**V, "anti-clip": ["algo.loss.anti_clip=true", "train.ppo_epochs=2"]}
 res = run_arms(profile_config(PROFILE, [f"train.steps={STEPS}", "algo.filter.group.enabled=false"]), arms,
                seeds=SEEDS, runs_dir=notebook_runs_dir("08"))

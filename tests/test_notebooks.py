@@ -55,16 +55,72 @@ def test_notebooks_match_their_builder(tmp_path):
             f"{path.name} differs from notebooks/_build.py: run .venv/bin/python notebooks/_build.py"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_on_tiny_profile(path, tmp_path, monkeypatch):
+def _execute(path: Path, cwd: Path):
+    """Run a notebook top to bottom in a fresh kernel whose working directory is `cwd`."""
     import nbformat
     from nbclient import NotebookClient
 
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
+    return nb
+
+
+def test_profile_banner_names_every_profile():
+    from taorl.lab.ablation import PROFILES
+    from taorl.lab.notebook import PROFILE_NOTES, profile_banner
+
+    assert set(PROFILE_NOTES) == set(PROFILES)
+    assert profile_banner("laptop").startswith("Outputs below come from PROFILE = 'laptop': SmolLM2-135M")
+    with pytest.raises(Exception, match="PROFILE='big'"):
+        profile_banner("big")
+
+
+def test_each_execution_gets_its_own_directory(tmp_path, monkeypatch):
+    from taorl.lab.notebook import execution_dir, runs_root
+
+    monkeypatch.delenv("TAORL_NOTEBOOK_RUNS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert runs_root() == tmp_path / "runs"                    # beside the notebook (the kernel's cwd)
+    dirs = [execution_dir("03") for _ in range(3)]
+    assert len(set(dirs)) == 3 and all(d.parent == tmp_path / "runs" / "03" and d.is_dir() for d in dirs)
+    assert all(not any(d.iterdir()) for d in dirs)
+    monkeypatch.setenv("TAORL_NOTEBOOK_RUNS", str(tmp_path / "elsewhere"))
+    assert execution_dir("00").parent == tmp_path / "elsewhere" / "00"
+    with pytest.raises(ValueError, match="plain name"):
+        execution_dir("../x")
+
+
+@pytest.mark.slow
+def test_quickstart_runs_twice_beside_itself_with_same_results(tmp_path, monkeypatch):
+    """Run all, then run all again in a fresh kernel (what "restart kernel and run all" does): the
+    second execution gets its own run folder beside the notebook and reproduces the first's numbers."""
+    import shutil
+
+    import polars as pl
+
+    from taorl.store import open_run
+
+    monkeypatch.delenv("TAORL_NOTEBOOK_RUNS", raising=False)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    here = tmp_path / "nb"
+    here.mkdir()
+    path = Path(shutil.copy(NB_DIR / "00_quickstart.ipynb", here))
+    for _ in range(2):
+        _execute(path, here)
+    runs = sorted((here / "runs" / "00").glob("*/quickstart"))
+    assert len(runs) == 2
+    first, second = (open_run(r).metrics().drop("time", "wall_s", strict=False) for r in runs)
+    keep = [c for c in first.columns if not c.startswith(("time/", "perf/", "timing/")) and first[c].dtype.is_numeric()]
+    assert keep and first.select(keep).equals(second.select(keep)), "two executions with the same seed differ"
+    assert pl.Series(open_run(runs[0]).trajectories()["reward"]).equals(open_run(runs[1]).trajectories()["reward"])
+
+
+# 00 runs twice in the test above
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=[p.stem for p in NOTEBOOKS[1:]])
+def test_notebook_runs_on_tiny_profile(path, tmp_path, monkeypatch):
     monkeypatch.setenv("TAORL_NOTEBOOK_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(NB_DIR)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert not errors
+    _execute(path, NB_DIR)

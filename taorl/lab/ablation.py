@@ -33,9 +33,15 @@ import polars as pl
 from taorl.config import Config, apply_overrides, config_diff, load_config
 from taorl.errors import UserError
 
-# profile -> (config file under configs/, extra overrides). "tiny": CPU, minutes; "full": one GPU, paper config.
+# profile -> (config file under configs/, extra overrides). "tiny": CPU, seconds, random model (CI);
+# "laptop": the format-primed SmolLM2 of configs/default.yaml on a 2-core CPU, a few minutes per
+# notebook (smaller batches and turns than the default run; nothing that enters the priming cache
+# key is changed, so it reuses the primed weights `make train` cached); "full": one GPU, paper config.
 PROFILES: dict[str, tuple[str, list[str]]] = {
     "tiny": ("tiny.yaml", ["logging.progress=false", "tool.workers=1"]),
+    "laptop": ("default.yaml", ["rollout.batch_prompts=2", "rollout.oversample=1.0",
+                                "rollout.max_turn_tokens=160", "rollout.max_response_tokens=384",
+                                "train.mini_batch_prompts=2", "train.steps=2", "tool.workers=1"]),
     "full": ("qwen2.5-1.5b.yaml", []),  # the paper's smallest scale, one GPU
 }
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def profile_config(profile: str, overrides: list[str] | tuple[str, ...] = (), *,
                    configs_dir: str | Path | None = None) -> Config:
-    """The base config of a notebook profile ("tiny" or "full"), with extra dotted overrides."""
+    """The base config of a notebook profile ("tiny", "laptop" or "full"), with extra dotted overrides."""
     if profile not in PROFILES:
         raise UserError(f"PROFILE={profile!r}: expected one of {', '.join(PROFILES)}")
     name, extra = PROFILES[profile]
@@ -374,11 +380,11 @@ def evaluate_arms(results: ArmResults, problems: list, *, n: int = 4, ks: tuple[
     """
     from taorl.eval.metrics import mean_ci, summarize
     from taorl.eval.runner import eval_rollout_config
+    from taorl.lab.notebook import profile_policy
     from taorl.rollout.hf import HFEngine
     from taorl.rollout.loop import run_rollouts
     from taorl.tools import Sandbox
     from taorl.train.checkpoint import latest_checkpoint
-    from taorl.train.policy import build_policy
 
     rows = []
     for (arm, s), run_dir in results.runs.items():
@@ -386,7 +392,7 @@ def evaluate_arms(results: ArmResults, problems: list, *, n: int = 4, ks: tuple[
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
             raise UserError(f"evaluate_arms: {run_dir}: no checkpoint (did the run finish?)")
-        policy = build_policy(cfg)
+        policy = profile_policy(cfg)  # the weights the run started from (primed ones on the laptop profile)
         policy.load(ckpt.path / "policy")
         policy.train_mode(False)
         engine = HFEngine(policy.model, policy.tokenizer, gen_batch_size=cfg.rollout.gen_batch_size)

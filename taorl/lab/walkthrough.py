@@ -247,10 +247,8 @@ def demo_scripts(problems: list) -> list[list[list[str]]]:
 
 
 def notebook_runs_dir(name: str) -> Path:
-    """Where a notebook writes its runs: $TAORL_NOTEBOOK_RUNS/<name> (tests point it at a temp dir),
-    else <repo>/runs/notebooks/<name>."""
-    import os
+    """A fresh directory for this execution of notebook `name` (taorl.lab.notebook.execution_dir):
+    <runs root>/<name>/<time>, the root being $TAORL_NOTEBOOK_RUNS or ./runs beside the notebook."""
+    from taorl.lab.notebook import execution_dir
 
-    root = os.environ.get("TAORL_NOTEBOOK_RUNS")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "runs" / "notebooks"
-    return base / name
+    return execution_dir(name)
