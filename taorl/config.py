@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from taorl.errors import UserError
 
@@ -31,6 +31,16 @@ class ConfigError(UserError, ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _registered(kind: str, name: str) -> str:
+    """A variant name checked against taorl.algo.registry (advantage estimators, gates, shaping forms)."""
+    from taorl.algo.registry import names
+
+    known = names(kind)
+    if name not in known:
+        raise ValueError(f"expected one of {', '.join(map(repr, known))} (registered in taorl.algo.registry)")
+    return name
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -121,11 +131,13 @@ class GroupFilterConfig(_Strict):
     """Criterion 2, answer discriminability (DAPO dynamic sampling)."""
 
     enabled: bool = True
-    std_threshold: float = Field(1e-3, ge=0.0)
-    acc_low: float = Field(0.0, ge=0.0, le=1.0)  # keep if acc_low < pass rate < acc_high
+    std_threshold: float = Field(1e-3, ge=0.0)  # keep if the std of the group's rewards >= this
+    acc_low: float = Field(0.0, ge=0.0, le=1.0)  # and, for 0/1 rewards, acc_low < pass rate < acc_high
     acc_high: float = Field(1.0, ge=0.0, le=1.0)
     min_n: int = Field(4, ge=0)  # fewer non-truncated rollouts than this: drop
-    refill: Literal["fewer", "duplicate"] = "fewer"  # *code*: duplicate valid groups up to B
+    # fewer: train on fewer than B | duplicate: balanced extra copies | replicate (*code*): see taorl.algo.filters
+    refill: Literal["fewer", "duplicate", "replicate"] = "fewer"
+    rule: Literal["paper", "code"] = "paper"  # code: the released code's std / band / min_n conditions
 
 
 class ToolFilterConfig(_Strict):
@@ -133,6 +145,7 @@ class ToolFilterConfig(_Strict):
 
     enabled: bool = True
     strength: float = Field(1.0, ge=0.0, le=1.0)  # s: flagged trajectory weight = 1 - s
+    scale_advantage: bool = False  # *code*: the flagged rollout's advantage is scaled by 1 - s too
     baseline: Literal["keep", "exclude"] = "keep"
 
 
@@ -147,17 +160,29 @@ class ShapingConfig(_Strict):
     """Component 2: entropy-guided advantage on post-tool tokens."""
 
     enabled: bool = True
-    form: Literal["multiplicative", "additive"] = "multiplicative"
+    form: str = "multiplicative"  # registered shaping form: multiplicative | additive | ...
     coef: float = 0.01  # a in  A~ = A (1 + a g H^)
-    gate: Literal["post_tool", "all", "non_post_tool", "entropy_quantile"] = "post_tool"
+    gate: str = "post_tool"  # registered gate: post_tool | all | non_post_tool | entropy_quantile | ...
+    empty_gate: Literal["none", "all"] = "none"  # *code* all: no gated token in a micro-batch -> gate all
     quantile: float = Field(0.8, ge=0.0, le=1.0)  # q of the entropy_quantile gate (top 1-q tokens)
     window: int | None = Field(None, ge=1)  # W: first W model tokens after each tool return
     requires_success: bool = False
-    norm_scope: Literal["trajectory", "batch"] = "trajectory"
+    # trajectory | batch (the step's trained tokens) | micro_batch (*code*: depends on micro_batch_size)
+    norm_scope: Literal["trajectory", "batch", "micro_batch"] = "trajectory"
     detach: bool = True
     clamp: float | None = Field(None, gt=0.0)  # clamp H^ to [-c, c]
     alpha: float = 0.1  # Cheng et al. additive form
     kappa: float = Field(2.0, gt=0.0)
+
+    @field_validator("form")
+    @classmethod
+    def _form_registered(cls, v: str) -> str:
+        return _registered("shaping", v)
+
+    @field_validator("gate")
+    @classmethod
+    def _gate_registered(cls, v: str) -> str:
+        return _registered("gate", v)
 
 
 class LossConfig(_Strict):
@@ -165,7 +190,7 @@ class LossConfig(_Strict):
     clip_high: float = Field(0.28, ge=0.0)
     dual_clip: float | None = Field(3.0, gt=1.0)
     anti_clip: bool = False
-    agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "micro-token-mean"] = "token-mean"
     kl_coef: float = Field(0.0, ge=0.0)  # k3 KL to the reference (initial) policy
     entropy_coef: float = Field(0.0, ge=0.0)
 
@@ -178,13 +203,18 @@ class RolloutCorrectionConfig(_Strict):
 
 
 class AlgoConfig(_Strict):
-    adv: Literal["grpo", "drgrpo"] = "grpo"
+    adv: str = "grpo"  # registered advantage estimator: grpo | drgrpo | ...
     adv_eps: float = Field(1e-6, gt=0.0)
     filter: FilterConfig = FilterConfig()
     shaping: ShapingConfig = ShapingConfig()
     loss: LossConfig = LossConfig()
     rollout_correction: RolloutCorrectionConfig = RolloutCorrectionConfig()
     entropy_chunk: int = Field(256, ge=1)  # tokens per chunk of the exact entropy computation
+
+    @field_validator("adv")
+    @classmethod
+    def _adv_registered(cls, v: str) -> str:
+        return _registered("advantage", v)
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -243,7 +273,7 @@ class LoggingConfig(_Strict):
     offline: bool = False  # wandb writes locally only (tensorboard and trackio are local anyway)
 
 
-PresetName = Literal["paper", "code_compat"]
+PresetName = Literal["paper", "code_compat", "code_script"]
 
 
 class Config(_Strict):
@@ -278,14 +308,24 @@ class Config(_Strict):
 
 
 # The released code's choices (spec: *code*), applied under the user's own values.
+# code_compat: its TAO-RL maths with both components on (docs/code_compat.md lists each choice and
+# where taorl still differs). code_script: also its training script's defaults, which leave the
+# entropy shaping (USE_AEPO_SHAPING=False) and criterion 1 (EXEC_ERROR_FILTER_ENABLE=False) off.
+_CODE_COMPAT: dict[str, Any] = {
+    "algo.shaping.gate": "all",  # causal_entropy.tool_aware_only: False
+    "algo.shaping.norm_scope": "micro_batch",  # μ, σ over the micro-batch's weight > 0 tokens
+    "algo.shaping.detach": False,  # gradient through H, μ and σ
+    "algo.shaping.empty_gate": "all",  # no gated token in a micro-batch -> shape every token
+    "algo.filter.group.refill": "replicate",  # ceil(B / n) copies of each valid group, B of them at random
+    "algo.filter.group.rule": "code",  # std over all rollouts; band on the mean reward only when acc_low != 0
+    "algo.filter.tool.scale_advantage": True,  # criterion 1 scales the advantage and the loss mask by 1 - s
+    "algo.loss.agg": "micro-token-mean",  # mean of per-micro-batch Σ w l / Σ w
+    "algo.loss.entropy_coef": 0.001,  # its training script's entropy_coeff
+}
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "code_compat": {
-        "algo.shaping.gate": "all",
-        "algo.shaping.norm_scope": "batch",
-        "algo.shaping.detach": False,
-        "algo.filter.group.refill": "duplicate",
-    },
+    "code_compat": _CODE_COMPAT,
+    "code_script": {**_CODE_COMPAT, "algo.shaping.enabled": False, "algo.filter.tool.enabled": False},
 }
 
 
@@ -340,6 +380,8 @@ def _describe(err: dict) -> str:
         return "expected true or false"
     if typ == "literal_error":
         return "expected " + msg.replace("Input should be ", "one of ")
+    if typ == "value_error" and msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
     return msg[0].lower() + msg[1:] if msg else typ
 
 

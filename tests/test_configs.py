@@ -34,8 +34,28 @@ def test_default_is_the_cpu_main_job():
 
 def test_code_compat_applies_the_preset():
     cfg = load_config(CONFIGS[0].parent / "code_compat.yaml")
-    assert cfg.algo.shaping.gate == "all" and cfg.algo.shaping.norm_scope == "batch"
-    assert cfg.algo.shaping.detach is False and cfg.algo.filter.group.refill == "duplicate"
+    sc, fc, lc = cfg.algo.shaping, cfg.algo.filter, cfg.algo.loss
+    assert sc.gate == "all" and sc.norm_scope == "micro_batch" and sc.empty_gate == "all" and sc.enabled
+    assert sc.detach is False and fc.group.refill == "replicate" and fc.group.rule == "code"
+    assert fc.tool.scale_advantage and fc.tool.enabled and lc.agg == "micro-token-mean"
+    assert lc.entropy_coef == 0.001
+    script = load_config(None, ["preset=code_script"])
+    assert not script.algo.shaping.enabled and not script.algo.filter.tool.enabled
+    assert script.algo.loss.entropy_coef == 0.001 and script.algo.shaping.gate == "all"
+
+
+def test_variant_names_come_from_the_registries():
+    from taorl.algo.registry import names, register_gate
+
+    assert names("advantage")[:2] == ("grpo", "drgrpo") and "additive" in names("shaping")
+    with pytest.raises(ConfigError, match=r"algo.shaping.gate='nope': expected one of 'post_tool', 'all'"):
+        load_config(None, ["algo.shaping.gate=nope"])
+
+    @register_gate("test_first_token")
+    def first_token(ctx, cfg):  # a new gate: one function, then the config accepts its name
+        return (ctx.mask & (ctx.mask.long().cumsum(-1) == 1)).float()
+
+    assert load_config(None, ["algo.shaping.gate=test_first_token"]).algo.shaping.gate == "test_first_token"
 
 
 def _error_for(tmp_path, text: str) -> tuple[str, object]:

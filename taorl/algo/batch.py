@@ -24,17 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from taorl.algo.advantages import broadcast_to_tokens
+from taorl.algo.entropy import entropy_stats as _entropy_stats
 from taorl.algo.entropy import normalize_entropy
-from taorl.algo.gate import make_gate, post_tool_gate
+from taorl.algo.gate import GateInputs, post_tool_gate
 from taorl.algo.loss import policy_loss, shaping_diagnostics
-from taorl.algo.shaping import additive_shaping, multiplicative_shaping
-from taorl.config import AlgoConfig
+from taorl.algo.registry import GATES, SHAPING
 from taorl.types import SEG_MODEL, Trajectory
+
+if TYPE_CHECKING:
+    from taorl.config import AlgoConfig, ShapingConfig
 
 
 @dataclass
@@ -138,35 +142,61 @@ class TokenBatch:
         return rec
 
 
+def shaping_gate(batch: TokenBatch, entropy: Tensor | None, sc: ShapingConfig) -> Tensor:
+    """The configured gate g_t on the rollouts given, [B, L] float (zeros when shaping is off).
+
+    Gateable tokens: model tokens of the loss, and for entropy_quantile only trained ones (weight
+    > 0), so its n counts the tokens the loss sees. The trainer computes entropy_quantile once over
+    the whole step (this function on all trained rollouts) and passes each micro-batch its rows.
+    """
+    if not sc.enabled:
+        return torch.zeros_like(batch.loss_mask)
+    mask = batch.loss_mask.bool()
+    if sc.gate == "entropy_quantile":
+        mask = mask & (batch.weight > 0)
+    ctx = GateInputs(batch.segment, batch.turn, batch.turn_called, batch.turn_ok, mask,
+                     None if entropy is None else entropy.detach())
+    return GATES.get(sc.gate)(ctx, sc)
+
+
 def tao_loss(batch: TokenBatch, logp: Tensor, entropy: Tensor, cfg: AlgoConfig,
-             ref_logp: Tensor | None = None) -> tuple[Tensor, dict[str, float], dict[str, Tensor]]:
+             ref_logp: Tensor | None = None, *, gate: Tensor | None = None,
+             entropy_stats: tuple[Tensor, Tensor] | None = None
+             ) -> tuple[Tensor, dict[str, float], dict[str, Tensor]]:
     """gate -> normalise entropy -> shape the advantage -> policy loss, on one batch.
 
     logp, entropy: [B, L] from logprobs_and_entropy_from_hidden(hidden, W, batch.targets, T).
+    Statistics that span rollouts (the entropy_quantile gate, μ and σ of norm_scope=batch) are
+    taken over the rollouts given, unless the caller passes them: `gate` (this batch's rows of a
+    gate computed over more rollouts) and `entropy_stats` ((μ, σ) from entropy.entropy_stats over
+    the trained tokens of more rollouts). The trainer passes both, computed over the whole step,
+    so a micro-batched step equals the step in one piece.
     Returns (loss, diagnostics, per-token tensors: gate, post_tool, entropy, entropy_norm, factor,
     adv, shaped_adv, weight, ratio), all detached except the loss.
     """
     sc = cfg.shaping
     mask = batch.loss_mask
+    trained = batch.weight > 0
     post = post_tool_gate(batch.segment, batch.turn, batch.turn_called, batch.turn_ok,
                           sc.window, sc.requires_success) * mask
-    if sc.enabled:
-        gate = make_gate(sc.gate, batch.segment, batch.turn, batch.turn_called, batch.turn_ok,
-                         loss_mask=mask, window=sc.window, requires_success=sc.requires_success,
-                         entropy=entropy, quantile=sc.quantile)
-    else:
-        gate = torch.zeros_like(mask)
+    if gate is None:
+        gate = shaping_gate(batch, entropy, sc)
+    if sc.enabled and sc.empty_gate == "all" and not bool((gate.bool() & trained).any()):
+        gate = trained.to(gate.dtype)  # *code*: no gated token in this micro-batch -> shape every token
     H = entropy.detach() if sc.detach else entropy
-    h_norm = normalize_entropy(H, mask, sc.norm_scope, sc.clamp)
-    if not sc.enabled:
-        shaped, factor = batch.adv, torch.ones_like(batch.adv)
-    elif sc.form == "multiplicative":
-        shaped, factor = multiplicative_shaping(batch.adv, gate, h_norm, sc.coef, detach=sc.detach)
+    # Ĥ: per trajectory over its loss tokens (gradient through μ and σ when not detached); batch
+    # scopes over the trained tokens (weight > 0). norm_scope=batch: μ, σ are constants of the step
+    # (no gradient), so a micro-batched step equals the step in one piece; micro_batch (*code*):
+    # μ, σ of the tensors given, with gradient
+    norm_mask = mask if sc.norm_scope == "trajectory" else trained
+    if sc.norm_scope == "batch" and entropy_stats is None:
+        entropy_stats = _entropy_stats(entropy.detach(), trained)
+    h_norm = normalize_entropy(H, norm_mask, sc.norm_scope, sc.clamp,
+                               stats=entropy_stats if sc.norm_scope == "batch" else None)
+    if sc.enabled:
+        shaped, factor = SHAPING.get(sc.form)(batch.adv, gate, entropy, h_norm, sc)
     else:
-        shaped, _bonus = additive_shaping(batch.adv, gate, entropy, sc.alpha, sc.kappa)
-        # the equivalent factor Ã/Â (1 where Â = 0), for the same diagnostics
-        nz = batch.adv != 0
-        factor = torch.where(nz, shaped / torch.where(nz, batch.adv, 1.0), 1.0)
+        shaped, factor = batch.adv, torch.ones_like(batch.adv)
     loss, diag = policy_loss(logp, batch.old_logprobs, shaped, batch.weight, cfg.loss, gate=gate,
                              ref_logp=ref_logp, entropy=entropy)
     diag.update(shaping_diagnostics(factor, gate, entropy, post, mask))

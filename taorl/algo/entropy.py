@@ -157,27 +157,54 @@ def entropy_from_logits(logits: Tensor, chunk: int = 256, temperature: float = 1
     return out.view(shape)
 
 
-def normalize_entropy(H: Tensor, mask: Tensor, scope: str = "trajectory",
-                      clamp: float | None = None) -> Tensor:
-    """Ĥ = (H - μ) / (σ + 1e-8) over the loss tokens of each trajectory (or of the whole batch).
+NORM_SCOPES = ("trajectory", "batch", "micro_batch")
 
-    σ is the population std (divide by n), as the released code (std(unbiased=False)); σ := 1 when
-    fewer than two tokens. Ĥ is 0 off the mask; optionally clamped to [-clamp, clamp].
+
+def entropy_stats(H: Tensor, mask: Tensor, dims: tuple[int, ...] | None = None) -> tuple[Tensor, Tensor]:
+    """(μ, σ) of H over the mask, reduced over `dims` (all by default), kept as broadcastable dims.
+
+    In H's dtype (fp32 at least). Computed around a reference value r (the largest masked H):
+    μ = r + Σ m (H - r) / n, so when every masked H is equal, H - r is exactly 0 and μ = H exactly.
+    σ is the population std (divide by n), as the released code (std(unbiased=False));
+    σ := 1 when fewer than two tokens.
     """
-    m = mask.to(torch.float32)
-    Hf = H.float()
-    if scope == "trajectory":
-        dims, keep = (-1,), True
-    elif scope == "batch":
-        dims, keep = tuple(range(H.dim())), True
-    else:
-        raise ValueError(f"entropy norm scope {scope!r}: expected 'trajectory' or 'batch'")
-    n = m.sum(dims, keepdim=keep)
-    mu = (m * Hf).sum(dims, keepdim=keep) / n.clamp(min=1.0)
-    var = (m * (Hf - mu) ** 2).sum(dims, keepdim=keep) / n.clamp(min=1.0)
+    acc = _acc_dtype(H.dtype)
+    Hf = H.to(acc)
+    m = mask.to(acc)
+    dims = tuple(range(H.dim())) if dims is None else dims
+    n = m.sum(dims, keepdim=True)
+    masked = torch.where(mask.bool(), Hf.detach(), torch.full_like(Hf, float("-inf")))
+    ref = masked.amax(dims, keepdim=True)
+    ref = torch.where(torch.isfinite(ref), ref, torch.zeros_like(ref))
+    d = Hf - ref  # exactly 0 on masked tokens when they are all equal
+    mean_d = (m * d).sum(dims, keepdim=True) / n.clamp(min=1.0)
+    var = (m * (d - mean_d) ** 2).sum(dims, keepdim=True) / n.clamp(min=1.0)
     # clamp before the sqrt: finite gradients (detach=False) when all entropies are equal
     sigma = torch.where(n >= 2, var.clamp(min=1e-20).sqrt(), torch.ones_like(var))
-    out = (Hf - mu) / (sigma + 1e-8) * m
+    return ref + mean_d, sigma
+
+
+def normalize_entropy(H: Tensor, mask: Tensor, scope: str = "trajectory",
+                      clamp: float | None = None, stats: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Ĥ = (H - μ) / (σ + 1e-8) over the loss tokens of each trajectory, or of all rows given.
+
+    scope "trajectory": μ, σ per row. "batch" / "micro_batch": μ, σ over every masked token given
+    (the trainer passes `stats` = entropy_stats over the whole step's trained tokens for "batch",
+    so the result does not depend on micro_batch_size; "micro_batch" is the released code's choice).
+    Computed in H's dtype (fp32 at least); all-equal H gives Ĥ = 0 exactly. Ĥ is 0 off the mask;
+    optionally clamped to [-clamp, clamp].
+    """
+    acc = _acc_dtype(H.dtype)
+    if scope not in NORM_SCOPES:
+        raise ValueError(f"entropy norm scope {scope!r}: expected one of {', '.join(NORM_SCOPES)}")
+    if stats is not None:
+        mu, sigma = stats
+    elif scope == "trajectory":
+        mu, sigma = entropy_stats(H, mask, (-1,))
+    else:
+        mu, sigma = entropy_stats(H, mask)
+    Hf = H.to(acc)
+    out = torch.where(mask.bool(), (Hf - mu.to(acc)) / (sigma.to(acc) + 1e-8), torch.zeros_like(Hf))
     if clamp is not None:
         out = out.clamp(-clamp, clamp)
     return out

@@ -12,24 +12,42 @@ Two decisions, both pure functions of per-rollout facts laid out as [N groups, G
   Rollouts that never call the tool are never flagged.
 
 * `filter_groups` (criterion 2, DAPO dynamic sampling) -> keep group x iff
-      acc_low < ρ(x) < acc_high  and  std_x(r) ≥ std_threshold  and  n_untruncated(x) ≥ min_n
-  then B of the survivors at random (seeded). ρ and std are taken over the rollouts of the group's
-  statistics mask (baseline "exclude" leaves flagged rollouts out, which re-applies criterion 2 to
-  the rest). ρ = fraction of rewards ≥ 1 (rewards are 0/1, spec §1); std is the unbiased sample
-  std (torch.std, as the GRPO advantage in advantages.py, verl), 0 with fewer than two rollouts.
-  Drop reason precedence: too_few_untruncated > group_all_correct (ρ ≥ acc_high) >
-  group_all_wrong (ρ ≤ acc_low) > low std with ρ inside the band (only possible with non-binary
-  rewards: all_correct when ρ ≥ 1/2 else all_wrong). Valid groups beyond B: not_selected.
+      n_untruncated(x) ≥ min_n  and  std_x(r) ≥ std_threshold  and  (binary groups) acc_low < ρ(x) < acc_high
+  then B of the survivors at random (seeded). The test is the spread of the rewards (spec §2:
+  std ≥ 1e-3), so non-binary rewards (partial credit, format terms) work: rewards
+  [0.3, 0.4, 0.5, 0.6] have std 0.129 and train. ρ = share of rewards ≥ 1 (the pass rate). The
+  band applies where the pass rate is the mean reward, i.e. to groups whose counted rewards are
+  all 0 or 1; a group with any other reward is judged by its spread alone. For 0/1 rewards with
+  the default band (0, 1), std ≥ 1e-3 ⟺ 0 < ρ < 1, so the band only matters when narrowed.
+  ρ and std are taken over the rollouts of the group's statistics mask (baseline "exclude" leaves
+  flagged rollouts out, which re-applies criterion 2 to the rest); std is the unbiased sample std
+  (torch.std, as the GRPO advantage in advantages.py, verl), 0 with fewer than two rollouts.
+  Drop reason precedence: too_few_untruncated > low spread (group_all_correct when ρ ≥ 1/2, else
+  group_all_wrong) > band (group_all_correct when ρ ≥ acc_high, group_all_wrong when ρ ≤ acc_low).
+  Valid groups beyond B: not_selected.
+
+  rule="code" (the released code's conditions, *code*): std over all rollouts of the group
+  < std_threshold -> drop; else, only when acc_low ≠ 0 (its script turns the band off at
+  acc_low = 0), drop when the mean reward < acc_low or > acc_high (a closed band on the mean
+  reward); then drop when no rollout is untruncated or fewer than min_n are (its remove_clip,
+  on in its training script).
+
+  refill (fewer than B survivors): "fewer" trains on fewer; "duplicate" deals extra copies
+  round-robin over a random order of the survivors (copy counts differ by at most one);
+  "replicate" (*code*) makes r = ceil(B / n_valid) copies of every survivor and keeps B of the
+  n_valid·r copies at random (a survivor may then train 0 to r times).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from taorl.config import FilterConfig, GroupFilterConfig
+if TYPE_CHECKING:
+    from taorl.config import FilterConfig, GroupFilterConfig
 
 
 # ------------------------------------------------------------------------------------ criterion 1
@@ -113,49 +131,86 @@ def _as_generator(generator: torch.Generator | int) -> torch.Generator:
     return torch.Generator().manual_seed(int(generator))
 
 
+def _is_binary(rewards: Tensor, mask: Tensor) -> Tensor:
+    """[N] bool: every counted reward of the group is 0 or 1."""
+    return ((rewards == 0) | (rewards == 1) | ~mask).all(-1)
+
+
+def _paper_reason(cfg: GroupFilterConfig, rho: float, std: float, binary: bool, n_untrunc: int) -> str | None:
+    if n_untrunc < cfg.min_n:
+        return "too_few_untruncated"
+    if std < cfg.std_threshold:
+        return "group_all_correct" if rho >= 0.5 else "group_all_wrong"
+    if binary and rho >= cfg.acc_high:
+        return "group_all_correct"
+    if binary and rho <= cfg.acc_low:
+        return "group_all_wrong"
+    return None
+
+
+def _code_reason(cfg: GroupFilterConfig, rho: float, std_all: float, mean_all: float, n_untrunc: int) -> str | None:
+    if std_all < cfg.std_threshold:
+        return "group_all_correct" if rho >= 0.5 else "group_all_wrong"
+    if cfg.acc_low != 0.0 and (mean_all < cfg.acc_low or mean_all > cfg.acc_high):
+        return "group_all_wrong" if mean_all < cfg.acc_low else "group_all_correct"
+    if n_untrunc == 0 or n_untrunc < cfg.min_n:
+        return "too_few_untruncated"
+    return None
+
+
 def filter_groups(rewards: Tensor, truncated: Tensor, cfg: GroupFilterConfig, batch_prompts: int,
                   generator: torch.Generator | int, stats_mask: Tensor | None = None) -> GroupDecision:
     """Criterion 2 on every group, then a seeded random choice of `batch_prompts` survivors.
 
-    With cfg.enabled False every group is valid (the selection of B still applies).
-    refill="fewer": fewer than B survivors train as they are. refill="duplicate" (*code*): the
-    shortfall B - n_valid is filled by extra copies of valid groups, dealt round-robin over a
-    random order of them, so copy counts differ by at most one.
+    With cfg.enabled False every group is valid (the selection of B still applies). See the module
+    docstring for the rules (cfg.rule) and the refill modes (cfg.refill).
     """
     N, G = rewards.shape
+    rewards = rewards.to(torch.float64)
     mask = torch.ones(N, G, dtype=torch.bool) if stats_mask is None else stats_mask.bool()
     correct = (rewards >= 1.0) & mask
     n_stats = mask.sum(-1)
     pass_rate = correct.sum(-1).double() / n_stats.clamp(min=1).double()
     _, std, _ = masked_group_stats(rewards, mask)
+    mean_all, std_all, _ = masked_group_stats(rewards, torch.ones_like(mask))
+    binary = _is_binary(rewards, mask)
     n_untrunc = (~truncated.bool()).sum(-1)
+    rule = getattr(cfg, "rule", "paper")
 
     reason: list[str | None] = []
     for g in range(N):
-        rho, s = float(pass_rate[g]), float(std[g])
         if not cfg.enabled:
             reason.append(None)
-        elif int(n_untrunc[g]) < cfg.min_n:
-            reason.append("too_few_untruncated")
-        elif rho >= cfg.acc_high:
-            reason.append("group_all_correct")
-        elif rho <= cfg.acc_low:
-            reason.append("group_all_wrong")
-        elif s < cfg.std_threshold:
-            reason.append("group_all_correct" if rho >= 0.5 else "group_all_wrong")
+        elif rule == "code":
+            reason.append(_code_reason(cfg, float(pass_rate[g]), float(std_all[g]), float(mean_all[g]),
+                                       int(n_untrunc[g])))
         else:
-            reason.append(None)
+            reason.append(_paper_reason(cfg, float(pass_rate[g]), float(std[g]), bool(binary[g]),
+                                        int(n_untrunc[g])))
 
     valid = [g for g in range(N) if reason[g] is None]
     gen = _as_generator(generator)
-    order = [valid[j] for j in torch.randperm(len(valid), generator=gen).tolist()]
-    selected = order[:batch_prompts]
-    for g in order[batch_prompts:]:
-        reason[g] = "not_selected"
     duplicates = [0] * N
-    if cfg.refill == "duplicate" and 0 < len(selected) < batch_prompts:
-        for k in range(batch_prompts - len(selected)):
-            duplicates[selected[k % len(selected)]] += 1
+    if cfg.refill == "replicate" and 0 < len(valid) < batch_prompts:
+        r = -(-batch_prompts // len(valid))  # ceil(B / n_valid) copies of each survivor
+        copies = [g for g in valid for _ in range(r)]
+        chosen = [copies[j] for j in torch.randperm(len(copies), generator=gen).tolist()[:batch_prompts]]
+        selected = list(dict.fromkeys(chosen))
+        for g in chosen:
+            duplicates[g] += 1
+        for g in selected:
+            duplicates[g] -= 1
+        for g in valid:
+            if g not in selected:
+                reason[g] = "not_selected"
+    else:
+        order = [valid[j] for j in torch.randperm(len(valid), generator=gen).tolist()]
+        selected = order[:batch_prompts]
+        for g in order[batch_prompts:]:
+            reason[g] = "not_selected"
+        if cfg.refill == "duplicate" and 0 < len(selected) < batch_prompts:
+            for k in range(batch_prompts - len(selected)):
+                duplicates[selected[k % len(selected)]] += 1
     kept = torch.zeros(N, dtype=torch.bool)
     kept[selected] = True
     return GroupDecision(kept=kept, selected=selected, reason=reason, duplicates=duplicates,

@@ -12,8 +12,12 @@ plus per-rollout per-turn facts [B, K]: `turn_called` (turn k had a code block, 
        requires_success:  also turn k's call succeeded
     all:             g_t = 1 on every model token
     non_post_tool:   model tokens where post_tool is 0 (negative control)
-    entropy_quantile(q): the round((1 - q)·n) highest-entropy model tokens among the n loss
-                tokens of the batch (ties broken by position)
+    entropy_quantile(q): the round((1 - q)·n) highest-entropy model tokens among the n gateable
+                tokens of the batch (ties broken by position); the trainer computes it once over
+                the whole step's trained tokens, so it does not depend on micro_batch_size
+
+Gates are registered by name (taorl.algo.registry): a new one is fn(ctx: GateInputs, cfg) -> [B, T]
+under @register_gate; `make_gate` looks the name up.
 
 offset_t (`tool_offsets`) = model tokens since the last tool return (0 = first model token after
 an observation), -1 on every other token and on model tokens before the first observation.
@@ -21,12 +25,28 @@ an observation), -1 on every other token and on model tokens before the first ob
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import SimpleNamespace
+
 import torch
 from torch import Tensor
 
+from taorl.algo.registry import GATES, register_gate
 from taorl.types import SEG_MODEL, SEG_TOOL
 
-GATE_KINDS = ("post_tool", "all", "non_post_tool", "entropy_quantile")
+GATE_KINDS = ("post_tool", "all", "non_post_tool", "entropy_quantile")  # the builtins
+
+
+@dataclass
+class GateInputs:
+    """What a gate may look at, all [B, T] except turn_called / turn_ok [B, K]."""
+
+    segment: Tensor
+    turn: Tensor
+    turn_called: Tensor
+    turn_ok: Tensor
+    mask: Tensor  # bool, the tokens that may be gated (model tokens of the loss)
+    entropy: Tensor | None = None
 
 
 def tool_offsets(segment: Tensor) -> Tensor:
@@ -78,23 +98,41 @@ def entropy_quantile_gate(entropy: Tensor, mask: Tensor, quantile: float) -> Ten
     return g.view(mask.shape)
 
 
+@register_gate("post_tool")
+def _post_tool(ctx: GateInputs, cfg) -> Tensor:
+    return post_tool_gate(ctx.segment, ctx.turn, ctx.turn_called, ctx.turn_ok, cfg.window,
+                          cfg.requires_success) * ctx.mask
+
+
+@register_gate("all")
+def _all(ctx: GateInputs, cfg) -> Tensor:
+    return ctx.mask.to(torch.float32)
+
+
+@register_gate("non_post_tool")
+def _non_post_tool(ctx: GateInputs, cfg) -> Tensor:
+    post = post_tool_gate(ctx.segment, ctx.turn, ctx.turn_called, ctx.turn_ok, cfg.window,
+                          cfg.requires_success).bool()
+    return (ctx.mask & ~post).to(torch.float32)
+
+
+@register_gate("entropy_quantile")
+def _entropy_quantile(ctx: GateInputs, cfg) -> Tensor:
+    if ctx.entropy is None:
+        raise ValueError("gate 'entropy_quantile' needs the token entropy")
+    return entropy_quantile_gate(ctx.entropy, ctx.mask, cfg.quantile)
+
+
 def make_gate(kind: str, segment: Tensor, turn: Tensor, turn_called: Tensor, turn_ok: Tensor, *,
               loss_mask: Tensor | None = None, window: int | None = None,
               requires_success: bool = False, entropy: Tensor | None = None,
               quantile: float = 0.8) -> Tensor:
-    """The gate of one ablation (config algo.shaping.gate), [B, T] float in {0, 1}."""
+    """The gate of one ablation (config algo.shaping.gate), [B, T] float in {0, 1}.
+
+    Gateable tokens: model tokens, and of those only the loss_mask ones when it is given."""
     model = segment == SEG_MODEL
     if loss_mask is not None:
         model = model & loss_mask.bool()
-    if kind == "post_tool":
-        return post_tool_gate(segment, turn, turn_called, turn_ok, window, requires_success) * model
-    if kind == "all":
-        return model.to(torch.float32)
-    if kind == "non_post_tool":
-        post = post_tool_gate(segment, turn, turn_called, turn_ok, window, requires_success).bool()
-        return (model & ~post).to(torch.float32)
-    if kind == "entropy_quantile":
-        if entropy is None:
-            raise ValueError("gate 'entropy_quantile' needs the token entropy")
-        return entropy_quantile_gate(entropy, model, quantile)
-    raise ValueError(f"gate {kind!r}: expected one of {', '.join(GATE_KINDS)}")
+    fn = GATES.get(kind)
+    ctx = GateInputs(segment, turn, turn_called, turn_ok, model, entropy)
+    return fn(ctx, SimpleNamespace(window=window, requires_success=requires_success, quantile=quantile))

@@ -15,8 +15,12 @@ Aggregation, with w_t the token weight (trajectory weight x loss mask) and M the
     token-mean:           L = Σ_t w_t l_t / |M|
     seq-mean-token-mean:  L = (1/S) Σ_i (Σ_t w_it l_it / |M_i|)     S = rollouts with |M_i| > 0
     seq-mean-token-sum:   L = (1/S) Σ_i  Σ_t w_it l_it
+    micro-token-mean:     L = Σ_t w_t l_t / Σ_t w_t  on one micro-batch; over a mini-batch, the mean
+                          of the micro-batch values weighted by their rollout counts (*code*: verl's
+                          masked_mean per micro-batch, scaled by len(micro) / mini-batch size; it
+                          divides by the sum of the weights and depends on how the batch is split)
 
-`agg_denominator` gives |M| or S for gradient accumulation over micro-batches. An all-masked batch
+`agg_denominator` gives |M|, S or the rollout count for gradient accumulation over micro-batches. An all-masked batch
 gives L = 0 with zero (finite) gradients: log-ratios are zeroed off M before the exp.
 
 Diagnostics are plain means over M, named like TRL/verl: clip_ratio/low_mean (Â < 0 and
@@ -26,19 +30,25 @@ active), plus pg_loss, kl, entropy, ratio_mean, tao/gated_fraction and tao/anti_
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
-from taorl.config import LossConfig
+if TYPE_CHECKING:
+    from taorl.config import LossConfig
 
-AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "micro-token-mean")
 
 
 def agg_denominator(token_weight: Tensor, agg: str) -> float:
-    """What `aggregate` divides by: trained tokens (token-mean) or trained rollouts (seq-mean-*)."""
+    """What `aggregate` divides by: trained tokens (token-mean), trained rollouts (seq-mean-*), or
+    all rollouts given (micro-token-mean, whose value is already a mean per micro-batch)."""
     m = token_weight > 0
     if agg == "token-mean":
         return float(m.sum())
+    if agg == "micro-token-mean":
+        return float(token_weight.shape[0])
     return float((m.sum(-1) > 0).sum())
 
 
@@ -49,6 +59,9 @@ def aggregate(per_token: Tensor, token_weight: Tensor, agg: str) -> Tensor:
     wl = torch.where(token_weight > 0, w * per_token, torch.zeros_like(per_token))
     if agg == "token-mean":
         return wl.sum() / m.sum().clamp(min=1.0)
+    if agg == "micro-token-mean":
+        wsum = torch.where(token_weight > 0, w, torch.zeros_like(w)).sum()
+        return wl.sum() / torch.where(wsum > 0, wsum, torch.ones_like(wsum))
     n_i = m.sum(-1)
     s = (n_i > 0).to(per_token.dtype).sum().clamp(min=1.0)
     if agg == "seq-mean-token-mean":

@@ -22,24 +22,42 @@ from collections import defaultdict
 from taorl.types import GROUP_REASONS, TRAJ_REASONS, Trajectory
 
 
+def _turn_facts(t: Trajectory):
+    """[1, R] segment and turn of the response tokens, [1, K] turn_called / turn_ok (taorl.algo.gate inputs)."""
+    import torch
+
+    K = max([t.n_turns, 1] + [x + 1 for x in t.turn] + [c.turn + 1 for c in t.tool_calls])
+    called = torch.zeros(1, K, dtype=torch.bool)
+    ok = torch.zeros(1, K, dtype=torch.bool)
+    for c in t.tool_calls:
+        called[0, c.turn] = True
+        ok[0, c.turn] |= c.ok
+    seg = torch.tensor([list(t.segment)], dtype=torch.long).view(1, -1)
+    turn = torch.tensor([list(t.turn)], dtype=torch.long).view(1, -1)
+    return seg, turn, called, ok
+
+
 def post_tool_mask(t: Trajectory) -> list[bool]:
-    """Per response token: a model token of a turn whose previous turn ran a code block."""
-    call_turns = {c.turn for c in t.tool_calls}
-    return [seg == 1 and (turn - 1) in call_turns for seg, turn in zip(t.segment, t.turn)]
+    """Per response token: the post-tool gate (taorl.algo.gate.post_tool_gate, whole turn)."""
+    from taorl.algo.gate import post_tool_gate
+
+    seg, turn, called, ok = _turn_facts(t)
+    return [bool(x) for x in post_tool_gate(seg, turn, called, ok)[0].tolist()]
 
 
 def offsets_since_tool(t: Trajectory) -> list[int | None]:
-    """Per response token: model tokens since the last tool return (0 = first one), None before any."""
-    out: list[int | None] = []
-    seen_tool, k = False, 0
-    for seg in t.segment:
-        if seg == 2:  # observation tokens
-            seen_tool, k = True, 0
-            out.append(None)
-        else:
-            out.append(k if seen_tool else None)
-            k += 1
-    return out
+    """Per response token: model tokens since the last tool return (0 = first one), None before any
+    and on observation tokens (taorl.algo.gate.tool_offsets)."""
+    from taorl.algo.gate import tool_offsets
+
+    seg = torch_segment(t)
+    return [None if o < 0 else int(o) for o in tool_offsets(seg)[0].tolist()]
+
+
+def torch_segment(t: Trajectory):
+    import torch
+
+    return torch.tensor([list(t.segment)], dtype=torch.long).view(1, -1)
 
 
 def rollout_metrics(trajs: list[Trajectory]) -> dict[str, float]:

@@ -1,19 +1,132 @@
-"""Rows of the run directory's groups / trajectories / tokens tables (taorl/store/schema.py).
+"""A training step's bookkeeping: its metrics and the rows of the run directory's groups /
+trajectories / tokens tables (taorl/store/schema.py), built beside the step (Trainer.train_step).
 
 Every column of the schema is filled. Dropped groups are logged too: their rollouts get weight 0,
 advantage 0 and the group's drop reason; a rollout of a kept group carries its own mask reason
-(tools_all_failed, void_turn, truncated) or null.
+(tools_all_failed, void_turn, truncated) or null. Values with no meaning for a token (entropy and
+training log-prob of rollouts that had no training forward) are null, never NaN.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from taorl.store.schema import GROUPS, TOKENS, TRAJECTORIES
-from taorl.train.metrics import offsets_since_tool
-from taorl.types import SEGMENT_NAMES, Trajectory
+from taorl.train.metrics import filter_metrics, offsets_since_tool, post_tool_mask, rollout_metrics
+from taorl.types import SEG_MODEL, SEGMENT_NAMES, Trajectory
+
+# computed here over all model tokens of the trained rollouts (first forward), not taken from
+# tao_loss's diagnostics (which average over weight > 0 tokens of each micro-batch)
+OWN_ENTROPY_METRICS = ("entropy", "tao/post_tool_entropy", "tao/other_entropy")
+
+
+def step_records(cfg, by_group: list[list[Trajectory]], dec, train_out: dict, rollout_timings: dict,
+                 phase_s: dict[str, float], text: Callable[[int], str]) -> tuple[dict[str, float], dict]:
+    """(metrics, {"groups", "trajectories", "tokens": rows}) of one step.
+
+    dec: taorl.algo.step.StepDecision; train_out: ppo_update's output with the untrained rollouts'
+    token records added; phase_s: the step's phase wall times so far (rollout, train).
+    """
+    G = cfg.rollout.group_size
+    n = len(by_group)
+    flat = [t for row in by_group for t in row]
+    kept = dec.kept
+    m: dict[str, float] = {}
+    m.update(rollout_metrics(flat))
+    m.update(filter_metrics(dec.group_reasons, dec.traj_reasons))
+    m.update(train_out["metrics"])
+    # the loop times its phases: generation, tool execution (wall, calls of a turn run
+    # concurrently), grading; anything else in the rollout wall time is bookkeeping
+    t_rollout = phase_s["rollout"]
+    tim = dict(rollout_timings or {})
+    gen_s = float(tim.get("gen_s", t_rollout))
+    n_model = sum(sum(s == SEG_MODEL for s in t.segment) for t in flat)
+    m.update({"perf/gen_s": gen_s, "perf/tool_s": float(tim.get("tool_s", 0.0)),
+              "perf/reward_s": float(tim.get("reward_s", 0.0)), "perf/rollout_s": t_rollout,
+              "perf/train_s": phase_s["train"], "perf/tokens_per_s": n_model / max(gen_s, 1e-9)})
+    tok = train_out["tokens"]
+    truncated = torch.tensor([[t.truncated for t in row] for row in by_group], dtype=torch.bool).view(n, G)
+    groups = group_rows(by_group, kept, dec.groups, dec.rewards, truncated)
+    traj_rows = trajectory_rows(flat, G, dec.adv, dec.weights, dec.traj.reasons, kept, dec.groups.reason,
+                                has_tokens=set(tok))
+    limit = cfg.logging.token_traj_per_step
+    chosen = sorted(tok)[:limit] if limit is not None else sorted(tok)
+    token_tbl = [r for k in chosen for r in token_rows(flat[k], k, tok[k], text)]
+    chosen_set = set(chosen)
+    for r in traj_rows:
+        r["has_tokens"] = r["traj"] in chosen_set
+    return m, {"groups": groups, "trajectories": traj_rows, "tokens": token_tbl}
+
+
+def record_tokens(tokens: dict, keys, trajs, logp, ent, per_tok, old, G: int, avg) -> None:
+    """Per-token arrays of each rollout (response positions only) + the entropy metrics.
+
+    Layout (TokenBatch): row j = prompt ids + response ids, right-padded; the per-position
+    tensors are aligned with targets, so response token r of a prompt of length P sits at P-1+r.
+    """
+    for j, (g, i) in enumerate(keys):
+        k = g * G + i
+        if k in tokens:
+            continue  # a duplicated group: record its first copy
+        t = trajs[j]
+        P, L = len(t.prompt_ids), len(t.response_ids)
+        sl = slice(P - 1, P - 1 + L)
+
+        def view(x, j=j, sl=sl):
+            return x[j, sl].detach().float().cpu().numpy()
+
+        # the trainer's log-prob under the sampling weights: the recomputed old log-prob when
+        # there is one (several updates), else this first forward (one update, not yet applied)
+        lp_train = old[(g, i)][sl].float().cpu().numpy() if (g, i) in old else view(logp)
+        rec = {"entropy": view(ent), "logprob_train": lp_train, "advantage": view(per_tok["adv"]),
+               "shaped_advantage": view(per_tok["shaped_adv"]), "weight": view(per_tok["weight"]),
+               "gate": view(per_tok["gate"])}
+        tokens[k] = rec
+        if avg is None:
+            continue
+        model = np.asarray(t.segment) == SEG_MODEL
+        H = rec["entropy"].astype(np.float64)
+        post = np.asarray(post_tool_mask(t), dtype=bool) & model
+        other = model & ~post
+        if post.any():
+            avg.add("tao/post_tool_entropy", H[post].mean(), post.sum())
+        if other.any():
+            avg.add("tao/other_entropy", H[other].mean(), other.sum())
+        if model.any():  # (the sampling/* mismatch metrics: taorl.algo.rollout_correction)
+            avg.add("entropy", H[model].mean(), model.sum())
+
+
+def describe_untrained(cfg, by_group, keys: list[tuple[int, int]]) -> dict[int, dict]:
+    """Per-token records of rollouts that are not trained this step (dropped groups), so the token
+    table covers them too, without a model forward (with a 49k vocabulary that forward costs about
+    a quarter of a CPU step): entropy and logprob_train are null, advantage and weight 0 (as logged),
+    gate = the configured gate (0 for entropy_quantile, which needs the entropy)."""
+    from taorl.algo import TokenBatch, make_gate
+
+    sc = cfg.algo.shaping
+    G = cfg.rollout.group_size
+    tokens: dict[int, dict] = {}
+    for a in range(0, len(keys), 64):
+        mk = keys[a:a + 64]
+        trajs = [by_group[g][i] for g, i in mk]
+        zeros = [0.0] * len(trajs)
+        b = TokenBatch.from_trajectories(trajs, zeros, zeros, 0)
+        if sc.enabled and sc.gate != "entropy_quantile":
+            gate = make_gate(sc.gate, b.segment, b.turn, b.turn_called, b.turn_ok, loss_mask=b.loss_mask,
+                             window=sc.window, requires_success=sc.requires_success)
+        else:
+            gate = torch.zeros_like(b.loss_mask)
+        for j, (g, i) in enumerate(mk):
+            P, L = b.prompt_len[j], b.response_len[j]
+            none = np.full(L, None, dtype=object)  # no training forward: null in the token table
+            tokens[g * G + i] = {"entropy": none, "logprob_train": none, "advantage": np.zeros(L, np.float32),
+                                 "shaped_advantage": np.zeros(L, np.float32), "weight": np.zeros(L, np.float32),
+                                 "gate": gate[j, P - 1:P - 1 + L].numpy()}
+    return tokens
 
 
 def group_rows(by_group: list[list[Trajectory]], kept, gdec, rewards, truncated) -> list[dict]:
@@ -75,7 +188,11 @@ def trajectory_rows(flat: list[Trajectory], G: int, adv, weights, traj_reasons, 
 
 
 def _f(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
+    """A finite float, or None for a missing value (None, or NaN of any float type)."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
 
 
 def token_rows(t: Trajectory, traj_id: int, rec: dict[str, np.ndarray], text: Callable[[int], str]) -> list[dict]:

@@ -39,7 +39,7 @@ import torch
 from taorl.config import Config
 from taorl.train.metrics import rollout_metrics
 from taorl.train.policy import build_policy
-from taorl.train.trainer import seed_everything
+from taorl.train.forward import seed_everything
 from taorl.types import SEG_MODEL, SEG_TOOL, Trajectory
 
 REPORT_FILE = "sft_report.json"
@@ -93,7 +93,7 @@ def probe(policy, sandbox, cfg: Config, seed: int) -> dict[str, float]:
 
 def sft_loss(policy, batch, cfg: Config) -> torch.Tensor:
     """Mean negative log-likelihood of the model tokens of the batch (loss_mask)."""
-    from taorl.train.trainer import token_logprobs_and_entropy
+    from taorl.train.forward import token_logprobs_and_entropy
 
     hidden = policy.hidden_states(batch.input_ids, batch.attention_mask)
     # temperature 1: the plain next-token distribution; no entropy needed
@@ -106,7 +106,7 @@ def sft_loss(policy, batch, cfg: Config) -> torch.Tensor:
 def run_sft(cfg: Config, out: str | Path) -> dict:
     """Prime the model named by cfg.model; save it to `out` with sft_report.json. Returns the report."""
     from taorl.tools import Sandbox
-    from taorl.train.trainer import batch_on
+    from taorl.train.forward import batch_on
 
     out = Path(out)
     sc = cfg.sft

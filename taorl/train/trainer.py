@@ -1,15 +1,16 @@
-"""The TAO-RL training loop (our own, not TRL). One step, top to bottom:
+"""The TAO-RL training loop (our own, not TRL). One step, top to bottom (`Trainer.train_step`):
 
-    1. problems   ceil(B * oversample) prompts from a deterministic, resumable data cursor
-    2. rollouts   G per prompt through the engine + sandbox, seeded from (seed, step); graded
-    3. filters    criterion 2 on groups (+ refill), criterion 1 / void / overlong weights on rollouts
-    4. advantage  A_i = (r_i - mean_g r) / (std_g r + eps)   (Dr.GRPO: no division)
-    5. update     for each PPO epoch, for each mini-batch of `mini_batch_prompts` kept groups:
+    1. rollout    ceil(B * oversample) prompts from a deterministic, resumable data cursor;
+                  G rollouts each through the engine + tool, seeded from (seed, step); graded
+    2. decide     taorl.algo.step.decide: criterion 1 / void / overlong weights, criterion 2 (+ refill),
+                  advantages A_i = (r_i - mean_g r) / (std_g r + eps)  (registered estimator algo.adv)
+    3. update     `ppo_update`: for each PPO epoch, for each mini-batch of `mini_batch_prompts` kept groups:
                      for each micro-batch of `micro_batch_size` rollouts:
                         hidden -> chunked log-probs + entropy -> tao_loss -> backward (accumulate)
                      clip grad norm, AdamW step, Engine.sync
-    6. log        metrics, groups, trajectories, tokens -> the run directory (published atomically)
-    7. checkpoint every `checkpoint_every` steps and at the end
+    4. log        metrics, groups, trajectories, tokens -> the run directory (published atomically);
+                  the rows are built beside the step, in taorl.train.records.step_records
+    then          a checkpoint every `checkpoint_every` steps and at the end (Trainer.run)
 
 Gradient accumulation. tao_loss aggregates over the tensors it is given (one micro-batch). To get
 the configured aggregation over the whole mini-batch, each micro-batch loss is rescaled by
@@ -20,7 +21,11 @@ see taorl.algo.loss.agg_denominator)
     token-mean:           L = sum_t w_t l_t / N_tok(mini)        scale = N_tok(micro) / N_tok(mini)
     seq-mean-token-mean:  L = (1/S) sum_i mean_t l_{i,t}         scale = S(micro) / S(mini)
     seq-mean-token-sum:   L = (1/S) sum_i sum_t l_{i,t}          scale = S(micro) / S(mini)
-Shaping with norm_scope=batch normalises entropy over the micro-batch (like the released code).
+    micro-token-mean:     (*code*) the mean of per-micro-batch token means, scale = B(micro) / B(mini)
+Statistics that span rollouts are taken once over the whole step's trained rollouts, before the
+first update (`step_statistics`): the entropy_quantile gate and μ, σ of norm_scope=batch. So the
+update does not depend on micro_batch_size (norm_scope=micro_batch and micro-token-mean are the
+released code's micro-batch choices and do, by definition).
 
 Old log-probs. With exactly one optimizer step per batch (one mini-batch, one PPO epoch) the policy
 that sampled is the policy being updated, so old = logp.detach() and the ratio is exactly 1 (up to
@@ -33,9 +38,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import random
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,55 +52,13 @@ from taorl.errors import UserError
 from taorl.gpu import run_environment
 from taorl.train.checkpoint import clean_partial, latest_checkpoint, load_checkpoint, save_checkpoint
 from taorl.train.cursor import DataCursor
-from taorl.train.metrics import Averager, filter_metrics, post_tool_mask, rollout_metrics
+from taorl.train.forward import batch_on, seed_everything, step_seed, token_logprobs_and_entropy
+from taorl.train.metrics import Averager
 from taorl.train.policy import build_policy
-from taorl.train.records import group_rows, token_rows, trajectory_rows
+from taorl.train.records import OWN_ENTROPY_METRICS, describe_untrained, record_tokens, step_records
 
-# test hook: sleep this long in the middle of step TAORL_TEST_STALL_STEP (after rollouts, before
-# the update), so a test can kill the process mid-step
-STALL_STEP_ENV = "TAORL_TEST_STALL_STEP"
-
-# computed here over all model tokens of the trained rollouts (first forward), not taken from
-# tao_loss's diagnostics (which average over weight > 0 tokens of each micro-batch)
-OWN_ENTROPY_METRICS = ("entropy", "tao/post_tool_entropy", "tao/other_entropy")
-
-
-def token_logprobs_and_entropy(hidden: torch.Tensor, lm_head_weight: torch.Tensor, targets: torch.Tensor,
-                               mask: torch.Tensor, temperature: float, chunk: int,
-                               with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(target_t) and H_t at the positions where mask > 0 (zero elsewhere), [B, T] each.
-
-    Only the loss positions (model tokens) go through the vocabulary projection: prompt and
-    observation positions never need it, and with a 49k vocabulary it is the costliest matmul.
-    """
-    from taorl.algo import logprobs_and_entropy_from_hidden
-
-    sel = mask > 0
-    logp = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device)
-    ent = torch.zeros(targets.shape, dtype=torch.float32, device=hidden.device)
-    if not bool(sel.any()):
-        return logp + 0.0 * hidden.sum(), ent  # keeps the graph connected for backward()
-    lp, h = logprobs_and_entropy_from_hidden(hidden[sel][None], lm_head_weight, targets[sel][None],
-                                             temperature, chunk, with_entropy=with_entropy)
-    logp = logp.to(lp.dtype).masked_scatter(sel, lp[0])
-    ent = ent.to(h.dtype).masked_scatter(sel, h[0])
-    return logp, ent
-
-
-def batch_on(policy, trajs, adv, weights, pad_id: int):
-    """TokenBatch of these rollouts, its tensors on the policy's device (cpu unless a GPU backend)."""
-    import dataclasses
-
-    from taorl.algo import TokenBatch
-
-    b = TokenBatch.from_trajectories(trajs, adv, weights, pad_id)
-    device = getattr(policy, "device", None)
-    if device is not None and str(device) != "cpu":
-        for f in dataclasses.fields(b):
-            v = getattr(b, f.name)
-            if isinstance(v, torch.Tensor):
-                setattr(b, f.name, v.to(device))
-    return b
+__all__ = ["Trainer", "batch_on", "lr_at", "ppo_update", "release_engine", "seed_everything", "step_seed",
+           "step_statistics", "token_logprobs_and_entropy"]
 
 
 def release_engine(engine) -> None:
@@ -104,17 +66,6 @@ def release_engine(engine) -> None:
     release = getattr(engine, "release", None)
     if release is not None:
         release()
-
-
-def step_seed(seed: int, step: int) -> int:
-    """A well-mixed 63-bit seed for step `step` of a run seeded with `seed`."""
-    return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class PhaseTimer:
@@ -142,12 +93,22 @@ def _chunks(seq: list, size: int) -> list[list]:
     return [seq[i:i + size] for i in range(0, len(seq), size)]
 
 
+def group_grid(trajs, n: int, G: int) -> list[list]:
+    """by_group[g][i] = rollout i of problem g."""
+    by_group = [[None] * G for _ in range(n)]
+    for t in trajs:
+        by_group[t.group][t.index] = t
+    return by_group
+
+
 class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path, *, resume: bool = False):
         from taorl.data import load_train_problems
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        # callbacks by event: "after_decide"(trainer, step) runs between the decision and the update
+        self.callbacks: dict[str, list[Callable]] = {"after_decide": []}
         seed_everything(cfg.train.seed)
         # cheap inputs first, so a malformed data file fails before the model loads
         self.problems = load_train_problems(cfg.data)
@@ -174,19 +135,32 @@ class Trainer:
                 state = load_checkpoint(ckpt, self.policy, self.optimizer)
                 self.cursor.restore(state["cursor"])
                 self.start_step = ckpt.step + 1
-        # steps after the checkpoint (possibly published before the crash) are rewritten
         from taorl import __version__
         from taorl.rollout.factory import build_engine
         from taorl.store import RunWriter
         from taorl.tools import Sandbox
+        from taorl.train.faults import install_from_env
 
-        self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step,
-                                extra={"model": cfg.model.name, "taorl": __version__, "backend": cfg.model.backend,
-                                       **run_environment(self.policy)})
         self.engine = build_engine(cfg, self.policy)  # hf on CPU; vllm when rollout.engine=vllm
         self.sandbox = Sandbox(cfg.tool)
+        # the run directory says "running" only once everything above has started; steps after the
+        # checkpoint (possibly published before a crash) are rewritten
+        try:
+            self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step,
+                                    extra={"model": cfg.model.name, "taorl": __version__,
+                                           "backend": cfg.model.backend, **run_environment(self.policy)})
+        except BaseException:
+            self.close()
+            raise
         self._tok_text: dict[int, str] = {}
         self._last_write_s = 0.0
+        install_from_env(self)  # crash tests only: TAORL_TEST_STALL_STEP (taorl.train.faults)
+
+    def close(self) -> None:
+        """Stop the tool workers (the engine and policy are freed with the trainer)."""
+        close = getattr(getattr(self, "sandbox", None), "close", None)
+        if close:
+            close()
 
     # ----------------------------------------------------------------------------------------- run
     def run(self) -> None:
@@ -219,9 +193,7 @@ class Trainer:
             report.close()
             if bar is not None:
                 bar.close()
-            close = getattr(self.sandbox, "close", None)
-            if close:
-                close()
+            self.close()
 
     def checkpoint(self, step: int) -> None:
         save_checkpoint(self.run_dir, step, self.policy, self.optimizer,
@@ -230,116 +202,87 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------- step
     def train_step(self, step: int) -> dict[str, float]:
-        from taorl.algo import filter_groups, group_advantages, trajectory_weights
-        from taorl.eval.runner import due as eval_due
-        from taorl.eval.runner import training_eval_rows
-        from taorl.rollout.loop import run_rollouts
+        from taorl.algo.step import decide_rollouts
 
         cfg, rc = self.cfg, self.cfg.rollout
-        timer = PhaseTimer()
-        t_step = time.perf_counter()
+        G, B = rc.group_size, rc.batch_prompts
         seed = step_seed(cfg.train.seed, step)
         torch.manual_seed(seed)
-        G, B = rc.group_size, rc.batch_prompts
+        timer = PhaseTimer()
+        t_step = time.perf_counter()
 
-        # 1-2. problems and rollouts (graded inside the rollout loop; tool and reward time reported)
+        # 1. rollout: G rollouts of each problem, graded inside the rollout loop
         problems = [self.problems[i] for i in self.cursor.take(math.ceil(B * rc.oversample))]
-        self.policy.train_mode(False)
         with timer("rollout"):
-            trajs = run_rollouts(self.engine, self.sandbox, problems, G, rc, cfg.data,
-                                 tool_enabled=cfg.tool.enabled, seed=seed, progress=cfg.logging.progress)
-            release_engine(self.engine)  # vLLM sleeps through training (rollout.vllm.sleep_between_phases)
+            trajs = self.rollout(problems, seed)
+        by_group = group_grid(trajs, len(problems), G)
+
+        # 2. decide: filters -> advantages -> weights, with a reason for every drop and mask
+        dec = decide_rollouts(by_group, cfg.algo, B, seed)
+        for fn in self.callbacks["after_decide"]:
+            fn(self, step)
+
+        # 3. update on the kept groups (each repeated 1 + duplicates times under a refill)
+        with timer("train"):
+            train_out = ppo_update(self.policy, self.optimizer, cfg, by_group, dec.train_groups, dec.adv,
+                                   dec.weights, self.pad_id, lr=lr_at(cfg, step),
+                                   after_step=lambda: self.engine.sync(self.policy.model))
+
+        # 4. log: metrics and the groups / trajectories / tokens tables -> the run directory
+        with timer("log"):
+            limit = cfg.logging.token_traj_per_step
+            room = None if limit is None else max(limit - len(set(dec.train_groups)) * G, 0)
+            untrained = [(g, i) for g in range(len(by_group)) if not dec.kept[g] for i in range(G)][:room]
+            train_out["tokens"].update(describe_untrained(cfg, by_group, untrained))
+            m, tables = step_records(cfg, by_group, dec, train_out, getattr(trajs, "timings", {}),
+                                     timer.s, self._token_text)
+            m["lr"] = lr_at(cfg, step)
+            for k in MISMATCH_METRICS:  # every step, NaN when no rollout was trained
+                m.setdefault(k, float("nan"))
+        evals = self.evaluate(step, timer)
+        self.write(step, m, tables, evals, timer, t_step)
+        return m
+
+    # ------------------------------------------------------------------------- beside the step
+    def rollout(self, problems: list, seed: int):
+        """G graded rollouts of every problem (taorl.rollout.loop), engine released afterwards."""
+        from taorl.rollout.loop import run_rollouts
+
+        cfg = self.cfg
+        self.policy.train_mode(False)
+        trajs = run_rollouts(self.engine, self.sandbox, problems, cfg.rollout.group_size, cfg.rollout, cfg.data,
+                             tool_enabled=cfg.tool.enabled, seed=seed, progress=cfg.logging.progress)
+        release_engine(self.engine)  # vLLM sleeps through training (rollout.vllm.sleep_between_phases)
         if not cfg.tool.ok_requires_stdout:  # spec §1: n_ok's definition is configurable
             for t in trajs:
                 for c in t.tool_calls:
                     c.no_output_ok = True
-        n = len(problems)
-        by_group = [[None] * G for _ in range(n)]
-        for t in trajs:
-            by_group[t.group][t.index] = t
-        flat = [by_group[g][i] for g in range(n) for i in range(G)]
+        return trajs
 
-        # 3. filters. Criterion 1 / void / overlong -> weights; criterion 2 -> kept groups.
-        def grid(f, dtype=torch.float64):
-            return torch.tensor([[f(by_group[g][i]) for i in range(G)] for g in range(n)], dtype=dtype)
+    def evaluate(self, step: int, timer: PhaseTimer) -> list | None:
+        """Benchmark rows when an evaluation is due at this step (eval.every, eval.final), else None."""
+        from taorl.eval.runner import due as eval_due
+        from taorl.eval.runner import training_eval_rows
 
-        rewards = grid(lambda t: t.reward)
-        truncated = grid(lambda t: t.truncated, torch.bool)
-        tdec = trajectory_weights(grid(lambda t: t.n_call, torch.long), grid(lambda t: t.n_ok, torch.long),
-                                  grid(lambda t: t.void, torch.bool), truncated, cfg.algo.filter)
-        stats_mask = tdec.stats_mask  # rollouts counted in the group statistics (baseline keep|exclude)
-        gen = torch.Generator().manual_seed(seed)
-        gdec = filter_groups(rewards, truncated, cfg.algo.filter.group, B, gen, stats_mask=stats_mask)
+        if not eval_due(self.cfg, step):
+            return None
+        self.policy.train_mode(False)
+        with timer("eval"):
+            evals = training_eval_rows(self.engine, self.sandbox, self.cfg, progress=self.cfg.logging.progress)
+            release_engine(self.engine)
+        return evals
 
-        # 4. advantages, broadcast to tokens inside TokenBatch
-        adv = group_advantages(rewards, cfg.algo.adv, cfg.algo.adv_eps, stats_mask)
-        weights = tdec.weights.clone()
-        kept = gdec.kept
-        weights[~kept] = 0.0
-        adv = torch.where(kept[:, None], adv, torch.zeros_like(adv))
-
-        if os.environ.get(STALL_STEP_ENV) == str(step):
-            time.sleep(float(os.environ.get("TAORL_TEST_STALL_S", "600")))
-
-        # 5. update on the kept groups (each repeated 1 + duplicates times under refill=duplicate);
-        # the rollouts of dropped groups get token rows too (without entropy: no forward for them)
-        train_groups = [g for g in range(n) if kept[g] for _ in range(1 + int(gdec.duplicates[g]))]
-        limit = cfg.logging.token_traj_per_step
-        n_trained = len({g for g in train_groups}) * G
-        room = None if limit is None else max(limit - n_trained, 0)
-        untrained = [(g, i) for g in range(n) if not kept[g] for i in range(G)][:room]
-        with timer("train"):
-            inspected = describe_untrained(cfg, by_group, untrained)
-            train_out = self._update(step, by_group, train_groups, adv, weights)
-        train_out["tokens"].update(inspected)
-
-        # 6. metrics and tables
-        with timer("log"):
-            traj_reasons = [tdec.reasons[g][i] for g in range(n) for i in range(G)]
-            group_reason = [None if kept[g] else gdec.reason[g] for g in range(n)]
-            m = {}
-            m.update(rollout_metrics(flat))
-            m.update(filter_metrics(group_reason, traj_reasons))
-            m.update(train_out["metrics"])
-            for k in MISMATCH_METRICS:  # every step, NaN when no rollout was trained
-                m.setdefault(k, float("nan"))
-            m["lr"] = lr_at(cfg, step)
-            t_rollout = timer.s["rollout"]
-            # the loop times its phases: generation, tool execution (wall, calls of a turn run
-            # concurrently), grading; anything else in the rollout wall time is bookkeeping
-            tim = dict(getattr(trajs, "timings", {}) or {})
-            gen_s = float(tim.get("gen_s", t_rollout))
-            tool_s = float(tim.get("tool_s", 0.0))
-            reward_s = float(tim.get("reward_s", 0.0))
-            n_model = sum(sum(s == 1 for s in t.segment) for t in flat)
-            m.update({"perf/gen_s": gen_s, "perf/tool_s": tool_s, "perf/reward_s": reward_s,
-                      "perf/rollout_s": t_rollout, "perf/train_s": timer.s["train"],
-                      "perf/tokens_per_s": n_model / max(gen_s, 1e-9)})
-            tok = train_out["tokens"]
-            groups = group_rows(by_group, kept, gdec, rewards, truncated)
-            traj_rows = trajectory_rows(flat, G, adv, weights, tdec.reasons, kept, gdec.reason,
-                                        has_tokens=set(tok))
-            chosen = sorted(tok)[:limit] if limit is not None else sorted(tok)
-            token_tbl = [r for k in chosen for r in token_rows(flat[k], k, tok[k], self._token_text)]
-            for r in traj_rows:
-                r["has_tokens"] = r["traj"] in set(chosen)
-        # perf/log_s: building this step's rows; the Parquet write that follows cannot time itself,
-        # so its duration is reported with the next step as perf/write_prev_s (0 for the first)
+    def write(self, step: int, m: dict, tables: dict, evals, timer: PhaseTimer, t_step: float) -> None:
+        """Publish the step. perf/log_s: building its rows; the Parquet write cannot time itself, so its
+        duration is reported with the next step as perf/write_prev_s (0 for the first)."""
         m["perf/log_s"] = timer.s["log"]
         m["perf/write_prev_s"] = self._last_write_s
-        m["perf/step_s"] = time.perf_counter() - t_step
-        evals = None
-        if eval_due(cfg, step):  # periodic / final benchmark evaluation -> the run's evals/ table
-            self.policy.train_mode(False)
-            with timer("eval"):
-                evals = training_eval_rows(self.engine, self.sandbox, cfg, progress=cfg.logging.progress)
-                release_engine(self.engine)
+        if "eval" in timer.s:
             m["perf/eval_s"] = timer.s["eval"]
+        m["perf/step_s"] = time.perf_counter() - t_step
         t_write = time.perf_counter()
-        self.writer.write_step(step, metrics=m, groups=groups, trajectories=traj_rows, tokens=token_tbl,
-                               evals=evals)
+        self.writer.write_step(step, metrics=m, evals=evals, **tables)
         self._last_write_s = time.perf_counter() - t_write
-        return m
 
     def _token_text(self, token_id: int) -> str:
         s = self._tok_text.get(token_id)
@@ -347,12 +290,54 @@ class Trainer:
             s = self._tok_text[token_id] = self.tokenizer.decode([token_id])
         return s
 
-    # -------------------------------------------------------------------------------------- update
 
-    def _update(self, step, by_group, train_groups, adv, weights) -> dict:
-        return ppo_update(self.policy, self.optimizer, self.cfg, by_group, train_groups, adv, weights,
-                          self.pad_id, lr=lr_at(self.cfg, step),
-                          after_step=lambda: self.engine.sync(self.policy.model))
+# ------------------------------------------------------------------------------------------ update
+def step_statistics(policy, cfg: Config, by_group, rows: list[tuple[int, int]], adv, weights, pad_id: int,
+                    *, need_old: bool) -> tuple[dict, dict, tuple | None]:
+    """One no-grad forward of the step's trained rollouts under the sampling weights, before any update.
+
+    rows: (group, index) of every row of the training batch in order (a duplicated group twice).
+    Returns (old log-probs by (g, i) when need_old, the entropy_quantile gate by row number, and
+    (μ, σ) over the trained tokens for norm_scope=batch), each empty/None when not needed.
+    """
+    from taorl.algo import entropy_stats, shaping_gate
+
+    sc = cfg.algo.shaping
+    want_gate = sc.enabled and sc.gate == "entropy_quantile"
+    want_stats = sc.enabled and sc.norm_scope == "batch"
+    if not (need_old or want_gate or want_stats):
+        return {}, {}, None
+    keys = list(dict.fromkeys(rows))
+    logp_of, ent_of = {}, {}
+    policy.train_mode(False)
+    for chunk in _chunks(keys, cfg.train.micro_batch_size):
+        b = _make_batch(policy, by_group, chunk, adv, weights, pad_id)
+        with torch.no_grad():
+            hidden = policy.hidden_states(b.input_ids, b.attention_mask)
+            logp, ent = token_logprobs_and_entropy(hidden, policy.lm_head_weight, b.targets, b.loss_mask,
+                                                   cfg.rollout.temperature, cfg.algo.entropy_chunk)
+        for j, k in enumerate(chunk):
+            logp_of[k], ent_of[k] = logp[j], ent[j]
+    old = logp_of if need_old else {}
+    if not (want_gate or want_stats):
+        return old, {}, None
+    # the whole training batch in one piece (tensors only): its gate and entropy statistics
+    full = _make_batch(policy, by_group, rows, adv, weights, pad_id)
+    L = full.loss_mask.shape[1]
+    H = torch.stack([_pad_to(ent_of[k], L) for k in rows])
+    gate = {}
+    if want_gate:
+        g_full = shaping_gate(full, H, sc)
+        gate = {r: g_full[r] for r in range(len(rows))}
+    stats = entropy_stats(H, full.weight > 0) if want_stats else None
+    return old, gate, stats
+
+
+def _make_batch(policy, by_group, keys, adv, weights, pad_id):
+    trajs = [by_group[g][i] for g, i in keys]
+    a = torch.tensor([float(adv[g, i]) for g, i in keys])
+    w = torch.tensor([float(weights[g, i]) for g, i in keys])
+    return batch_on(policy, trajs, a, w, pad_id)
 
 
 def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int], adv, weights, pad_id: int,
@@ -367,76 +352,59 @@ def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int]
     from taorl.algo.rollout_correction import apply_rollout_correction
 
     acfg = cfg.algo
-    temp = cfg.rollout.temperature
     G = cfg.rollout.group_size
     for pg in optimizer.param_groups:
         pg["lr"] = lr
     avg = Averager()
     tokens: dict[int, dict] = {}  # traj id -> per-token arrays (first forward of each rollout)
-    minis = _chunks(train_groups, cfg.train.mini_batch_prompts)
+    minis = _chunks(list(range(len(train_groups))), cfg.train.mini_batch_prompts)  # positions in train_groups
     n_updates = len(minis) * cfg.train.ppo_epochs
     if not minis:
         return {"metrics": {"loss": 0.0, "grad_norm": 0.0, "train/n_updates": 0.0,
                             "train/trained_rollouts": 0.0}, "tokens": tokens}
-
-    def make_batch(keys):
-        trajs = [by_group[g][i] for g, i in keys]
-        a = torch.tensor([float(adv[g, i]) for g, i in keys])
-        w = torch.tensor([float(weights[g, i]) for g, i in keys])
-        return batch_on(policy, trajs, a, w, pad_id)
-
-    def forward(batch, grad: bool):
-        with torch.set_grad_enabled(grad):
-            hidden = policy.hidden_states(batch.input_ids, batch.attention_mask)
-            return token_logprobs_and_entropy(hidden, policy.lm_head_weight, batch.targets, batch.loss_mask,
-                                              temp, acfg.entropy_chunk)
-
-    # old log-probs: recomputed under the sampling weights when there is more than one update
-    old: dict[tuple[int, int], torch.Tensor] = {}
-    if n_updates > 1:
-        policy.train_mode(False)
-        keys_all = list(dict.fromkeys((g, i) for g in train_groups for i in range(G)))
-        for keys in _chunks(keys_all, cfg.train.micro_batch_size):
-            b = make_batch(keys)
-            logp, _ = forward(b, grad=False)
-            for j, k in enumerate(keys):
-                old[k] = logp[j]
+    rows = [(g, i) for g in train_groups for i in range(G)]  # row r of the step's training batch
+    # before the first update: old log-probs (several updates) and the step-wide gate / entropy statistics
+    old, step_gate, stats = step_statistics(policy, cfg, by_group, rows, adv, weights, pad_id,
+                                            need_old=n_updates > 1)
 
     policy.train_mode(True)
     losses, norms = [], []
     for epoch in range(cfg.train.ppo_epochs):
-        for groups in minis:
-            keys = [(g, i) for g in groups for i in range(G)]
-            micro = [(mk, make_batch(mk)) for mk in _chunks(keys, cfg.train.micro_batch_size)]
+        for positions in minis:
+            mini_rows = [r for p in positions for r in range(p * G, (p + 1) * G)]
+            micro = [(rs, _make_batch(policy, by_group, [rows[r] for r in rs], adv, weights, pad_id))
+                     for rs in _chunks(mini_rows, cfg.train.micro_batch_size)]
             denom_mini = sum(agg_denominator(b.weight, acfg.loss.agg) for _, b in micro)
             optimizer.zero_grad(set_to_none=True)
             mini_loss = 0.0
-            for mk, b in micro:
-                logp, ent = forward(b, grad=True)
+            for rs, b in micro:
+                mk = [rows[r] for r in rs]
+                with torch.enable_grad():
+                    hidden = policy.hidden_states(b.input_ids, b.attention_mask)
+                    logp, ent = token_logprobs_and_entropy(hidden, policy.lm_head_weight, b.targets, b.loss_mask,
+                                                           cfg.rollout.temperature, acfg.entropy_chunk)
                 samp_logp = b.old_logprobs  # the engine's sampling log-probs, before the overwrite
-                if old:
-                    b.old_logp = torch.stack([_pad_to(old[k], logp.shape[1]) for k in mk])
-                else:
-                    b.old_logp = logp.detach()
+                L = logp.shape[1]
+                b.old_logp = torch.stack([_pad_to(old[k], L) for k in mk]) if old else logp.detach()
                 # mismatch metrics (first epoch) and truncated importance weights (algo.rollout_correction)
                 b.weight = apply_rollout_correction(b, samp_logp, acfg.rollout_correction,
                                                     avg if epoch == 0 else None)
                 ref = None
                 if acfg.loss.kl_coef > 0:
                     ref = policy.reference_logprobs(b.input_ids, b.attention_mask, b.targets,
-                                                         temp, acfg.entropy_chunk)
-                loss, diag, per_tok = tao_loss(b, logp, ent, acfg, ref_logp=ref)
+                                                    cfg.rollout.temperature, acfg.entropy_chunk)
+                gate = torch.stack([_pad_to(step_gate[r], L) for r in rs]) if step_gate else None
+                loss, diag, per_tok = tao_loss(b, logp, ent, acfg, ref_logp=ref, gate=gate, entropy_stats=stats)
                 scale = agg_denominator(b.weight, acfg.loss.agg) / max(denom_mini, 1e-12)
                 (loss * scale).backward()
                 mini_loss += float(loss.detach()) * scale
                 ntok = float((b.weight > 0).sum())  # diagnostics are means over trained tokens
                 for name, v in diag.items():
-                    if name not in OWN_ENTROPY_METRICS:
+                    if name not in OWN_ENTROPY_METRICS:  # these come from record_tokens
                         avg.add(name, float(v), ntok)
                 if epoch == 0:
-                    _record_tokens(tokens, mk, [by_group[g][i] for g, i in mk], logp, ent, per_tok, old, G, avg)
-            params = policy.trainable_parameters()
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+                    record_tokens(tokens, mk, [by_group[g][i] for g, i in mk], logp, ent, per_tok, old, G, avg)
+            norm = torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), cfg.train.grad_clip)
             optimizer.step()
             if after_step is not None:
                 after_step()
@@ -448,72 +416,6 @@ def ppo_update(policy, optimizer, cfg: Config, by_group, train_groups: list[int]
                 "grad_norm_max": float(np.max(norms)), "train/n_updates": float(n_updates),
                 "train/trained_rollouts": float(len(train_groups) * G)})
     return {"metrics": out, "tokens": tokens}
-
-def _record_tokens(tokens, keys, trajs, logp, ent, per_tok, old, G, avg) -> None:
-    """Per-token arrays of each rollout (response positions only) + entropy/mismatch metrics.
-
-    Layout (TokenBatch): row j = prompt ids + response ids, right-padded; the per-position
-    tensors are aligned with targets, so response token r of a prompt of length P sits at P-1+r.
-    """
-    for j, (g, i) in enumerate(keys):
-        k = g * G + i
-        if k in tokens:
-            continue  # a duplicated group: record its first copy
-        t = trajs[j]
-        P, L = len(t.prompt_ids), len(t.response_ids)
-        sl = slice(P - 1, P - 1 + L)
-
-        def view(x, j=j, sl=sl):
-            return x[j, sl].detach().float().cpu().numpy()
-
-        # the trainer's log-prob under the sampling weights: the recomputed old log-prob when
-        # there is one (several updates), else this first forward (one update, not yet applied)
-        lp_train = old[(g, i)][sl].float().cpu().numpy() if (g, i) in old else view(logp)
-        rec = {"entropy": view(ent), "logprob_train": lp_train, "advantage": view(per_tok["adv"]),
-               "shaped_advantage": view(per_tok["shaped_adv"]), "weight": view(per_tok["weight"]),
-               "gate": view(per_tok["gate"])}
-        tokens[k] = rec
-        seg = np.asarray(t.segment)
-        model = seg == 1
-        H = rec["entropy"].astype(np.float64)
-        post = np.asarray(post_tool_mask(t), dtype=bool) & model
-        other = model & ~post
-        if avg is None:
-            continue
-        if post.any():
-            avg.add("tao/post_tool_entropy", H[post].mean(), post.sum())
-        if other.any():
-            avg.add("tao/other_entropy", H[other].mean(), other.sum())
-        if model.any():  # (the sampling/* mismatch metrics: taorl.algo.rollout_correction)
-            avg.add("entropy", H[model].mean(), model.sum())
-
-
-def describe_untrained(cfg: Config, by_group, keys: list[tuple[int, int]]) -> dict[int, dict]:
-    """Per-token records of rollouts that are not trained this step (dropped groups), so the token
-    table covers them too, without a model forward (with a 49k vocabulary that forward costs about
-    a quarter of a CPU step): entropy and logprob_train are null, advantage and weight 0 (as logged),
-    gate = the configured gate (0 for entropy_quantile, which needs the entropy)."""
-    from taorl.algo import TokenBatch, make_gate
-
-    sc = cfg.algo.shaping
-    G = cfg.rollout.group_size
-    tokens: dict[int, dict] = {}
-    for mk in _chunks(keys, 64):
-        trajs = [by_group[g][i] for g, i in mk]
-        zeros = [0.0] * len(trajs)
-        b = TokenBatch.from_trajectories(trajs, zeros, zeros, 0)
-        if sc.enabled and sc.gate != "entropy_quantile":
-            gate = make_gate(sc.gate, b.segment, b.turn, b.turn_called, b.turn_ok, loss_mask=b.loss_mask,
-                             window=sc.window, requires_success=sc.requires_success)
-        else:
-            gate = torch.zeros_like(b.loss_mask)
-        for j, (g, i) in enumerate(mk):
-            P, L = b.prompt_len[j], b.response_len[j]
-            nan = np.full(L, np.nan, dtype=np.float32)
-            tokens[g * G + i] = {"entropy": nan, "logprob_train": nan, "advantage": np.zeros(L, np.float32),
-                                 "shaped_advantage": np.zeros(L, np.float32), "weight": np.zeros(L, np.float32),
-                                 "gate": gate[j, P - 1:P - 1 + L].numpy()}
-    return tokens
 
 
 def _pad_to(x: torch.Tensor, T: int) -> torch.Tensor:
