@@ -318,3 +318,68 @@ def test_smollm2_rollout(sandbox):
         t.check()
         assert t.length > 0 and t.text.strip() and t.finish in ("answer", "void", "max_turns", "length")
         assert all(lp <= 0.0 for lp in t.sample_logprobs)
+
+
+def test_turn_cut_at_max_turn_tokens_is_truncated_not_void(tiny_tokenizer, sandbox):
+    tok = tiny_tokenizer
+    q = "Ramble within the budget"
+    trajs, eng, cfg = rollout(tok, {q: [" ".join(["word"] * 40)]}, [problem(q, "1")], sandbox,
+                              max_turn_tokens=12, max_response_tokens=4000)
+    (t,) = trajs
+    assert eng.calls[0]["completions"][0].finish == "length" and t.length == 12 < cfg.max_response_tokens
+    # cut by the turn cap (not by the response budget): truncated, so the overlong mask applies
+    assert (t.finish, t.truncated, t.void, t.n_turns) == ("length", True, False, 1)
+
+
+def test_indented_block_printing_a_box_runs_its_code(tiny_tokenizer, sandbox):
+    tok = tiny_tokenizer
+    q = "Indented box"
+    text = "Let me compute:\n    ```python\n    x = 6 * 7\n    print('\\\\boxed{' + str(x) + '}')\n    ```"
+    trajs, _, _ = rollout(tok, {q: [text]}, [problem(q, "42")], sandbox)
+    (t,) = trajs
+    # the block is dedented for running; the prose test cuts the block out by its span, so the
+    # \boxed{ inside the code is not taken for an answer and the code runs
+    assert [(c.status, c.code) for c in t.tool_calls] == [("ok", "x = 6 * 7\nprint('\\\\boxed{' + str(x) + '}')")]
+    assert (t.finish, t.n_call, t.reward) == ("answer", 1, 1.0)
+    assert t.text.endswith("Code execution result: \\boxed{42}\n")
+
+
+class CalcTool:
+    """A second tool in a dozen lines: <calc>a*b</calc> evaluates a product of integers."""
+
+    name = "calc"
+    stops_at_code_block = False
+
+    def find_call(self, text):
+        import re
+
+        from taorl.tools.base import Call
+
+        m = re.search(r"<calc>(\d+)\*(\d+)</calc>", text)
+        return None if m is None else Call(code=m.group(0), start=m.start(), end=m.end())
+
+    def run_many(self, calls):
+        import re
+
+        out = []
+        for c in calls:
+            a, b = map(int, re.findall(r"\d+", c.code))
+            out.append(ToolResult(status="ok", stdout=f"{a * b}\n"))
+        return out
+
+    def render(self, result, max_chars):
+        return f"\n= {result.stdout.strip()[:max_chars]}\n"
+
+
+def test_a_second_tool_is_one_class(tiny_tokenizer):
+    from taorl.tools.base import Tool
+
+    tok = tiny_tokenizer
+    q = "Calc 6*7"
+    tool = CalcTool()
+    assert isinstance(tool, Tool)
+    eng = ScriptedEngine(tok, {q: ["I ask <calc>6*7</calc>" + EOS, "so \\boxed{42}" + EOS]})
+    (t,) = run_rollouts(eng, tool, [problem(q, "42")], 1, RolloutConfig(), DataConfig(), seed=0, progress=False)
+    assert eng.calls[0]["params"].stop_at_code_block is False
+    assert [(c.turn, c.code, c.stdout) for c in t.tool_calls] == [(0, "<calc>6*7</calc>", "42\n")]
+    assert "\n= 42\n" in t.text and (t.finish, t.n_turns, t.reward) == ("answer", 2, 1.0)

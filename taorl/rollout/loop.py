@@ -8,14 +8,18 @@ For P problems and G rollouts each, P·G trajectories advance turn by turn toget
                 it stops right after the first complete fenced code block (or eos, or the cap
                 min(max_turn_tokens, max_response_tokens - response length))
                 the returned ids are appended as they are (segment MODEL, turn k, sampling logprob)
-    then        \\boxed{ in the turn's text          -> episode ends, finish "answer"
-                no complete code block              -> void turn, episode ends, finish "void"
-                a code block                        -> all blocks of the turn run concurrently
-                                                       (sandbox.run_many); the observation
+    then        \\boxed{ in the turn's prose        -> episode ends, finish "answer"
+                (its text outside the tool call: a call that prints \\boxed{ runs first)
+                a tool call                         -> all calls of the turn run concurrently
+                                                       (tool.run_many); the observation
                                                        "\\nCode execution result: ...\\n" (≤ obs_max_chars
                                                        chars, ≤ obs_max_tokens tokens) is tokenized
                                                        ALONE and appended (segment TOOL, turn k,
                                                        logprob 0, never trained on)
+                no call, turn cut at its token cap  -> truncated, finish "length" (the cap of
+                                                       max_turn_tokens or of the response budget:
+                                                       the turn was cut, not void)
+                no call, turn ended by itself       -> void turn, episode ends, finish "void"
                 \\boxed{ in the observation (final_answer) -> finish "answer"
                 response length reached             -> truncated, finish "length"
                 k = max_turns - 1                   -> finish "max_turns"
@@ -26,6 +30,9 @@ Token sequences are only ever concatenations of engine ids and observation ids: 
 tokens are never decoded and re-encoded (decoding is for display and parsing only). With the tool
 disabled there is a single turn of plain chain-of-thought, capped at max_response_tokens and not
 stopped at code blocks (used by evaluation).
+
+The tool is a taorl.tools.base.Tool (find the call in a turn, run calls, render a result); a
+Sandbox passed instead is wrapped as the Python tool (taorl.tools.python_tool).
 
 For the post-tool gate the trainer needs, per trajectory: `turn[t]` of each response token and
 `tool_calls[i].turn` (the turn whose code block made call i): token t is post-tool when it is a
@@ -61,22 +68,19 @@ def prompt_ids(tokenizer, problem: str, data_cfg) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=True))
 
 
-def observation_text(result, rollout_cfg) -> str:
-    """The observation string of one tool result: "\\nCode execution result: ...\\n" (≤ obs_max_chars)."""
+def observation_text(result, rollout_cfg, tool=None) -> str:
+    """The observation string of one tool result (≤ obs_max_chars; Python: "\\nCode execution result: ...\\n")."""
+    if tool is not None:
+        return tool.render(result, rollout_cfg.obs_max_chars)
     from taorl.tools.observation import format_observation
 
     return format_observation(result, rollout_cfg.obs_max_chars)
 
 
-def observation_ids(tokenizer, result, rollout_cfg) -> list[int]:
+def observation_ids(tokenizer, result, rollout_cfg, tool=None) -> list[int]:
     """Observation tokens, tokenized alone (no special tokens) and cut to obs_max_tokens."""
-    ids = tokenizer.encode(observation_text(result, rollout_cfg), add_special_tokens=False)
+    ids = tokenizer.encode(observation_text(result, rollout_cfg, tool), add_special_tokens=False)
     return list(ids[: rollout_cfg.obs_max_tokens])
-
-
-def _block_code(block) -> str:
-    """The code of what taorl.tools.parse.first_code_block returned (a str or an object with .code)."""
-    return block if isinstance(block, str) else block.code
 
 
 def turn_seed(seed: int, turn: int) -> int:
@@ -85,16 +89,18 @@ def turn_seed(seed: int, turn: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------ loop
-def run_rollouts(engine, sandbox, problems: list, group_size: int, cfg, data_cfg, *,
+def run_rollouts(engine, tool, problems: list, group_size: int, cfg, data_cfg, *,
                  tool_enabled: bool = True, seed: int = 0, grader: Callable | None = None,
                  progress: bool = True) -> Rollouts:
     """G = group_size rollouts of each problem; trajectory (group=g, index=i) is rollout i of problems[g].
 
-    cfg: taorl.config.RolloutConfig; data_cfg: taorl.config.DataConfig; grader(response, reference)
+    tool: a taorl.tools.base.Tool, or a Sandbox (run as the Python tool); cfg:
+    taorl.config.RolloutConfig; data_cfg: taorl.config.DataConfig; grader(response, reference)
     -> GradeResult (default taorl.rewards.grade). Returns a Rollouts list (with .timings).
     """
-    from taorl.tools.parse import first_code_block
+    from taorl.tools.python_tool import as_tool
 
+    tool = as_tool(tool)
     if grader is None:
         from taorl.rewards import grade as grader
     tok = engine.tokenizer
@@ -123,7 +129,8 @@ def run_rollouts(engine, sandbox, problems: list, group_size: int, cfg, data_cfg
         # ---- 1. one engine call for all live trajectories
         caps = [min(turn_cap, budget - trajs[j].length) for j in live]
         params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                max_tokens=turn_cap, stop_at_code_block=tool_enabled, seed=turn_seed(seed, k))
+                                max_tokens=turn_cap, stop_at_code_block=tool_enabled and tool.stops_at_code_block,
+                                seed=turn_seed(seed, k))
         t0 = time.perf_counter()
         comps: list[Completion] = engine.generate([trajs[j].prompt_ids + trajs[j].response_ids for j in live],
                                                   params, max_tokens=caps)
@@ -131,7 +138,7 @@ def run_rollouts(engine, sandbox, problems: list, group_size: int, cfg, data_cfg
         timings["turns"] += 1
 
         # ---- 2. append the model's ids; decide what each turn asks for
-        calls: list[tuple[int, str]] = []  # (trajectory, code) to run this turn
+        calls: list[tuple[int, object]] = []  # (trajectory, taorl.tools.base.Call) to run this turn
         for j, c in zip(live, comps):
             t = trajs[j]
             if len(c.token_ids) != len(c.logprobs):
@@ -144,31 +151,31 @@ def run_rollouts(engine, sandbox, problems: list, group_size: int, cfg, data_cfg
             timings["model_tokens"] += len(c.token_ids)
             text = tok.decode(c.token_ids)
             pieces[j].append(text)
-            block = first_code_block(text) if tool_enabled else None
-            code = _block_code(block) if block is not None else None
-            # \boxed{ written inside the code (e.g. print("\\boxed{...}")) is the tool's business
-            prose = text.replace(code, "") if code else text
+            call = tool.find_call(text) if tool_enabled else None
+            # \boxed{ written inside the call (e.g. print("\\boxed{...}")) is the tool's business:
+            # only the turn's prose (its text outside the call's span) can end the episode
+            prose = call.prose(text) if call is not None else text
             if BOXED in prose:
                 t.finish = "answer"
                 t.truncated = c.finish == "length" and t.length >= budget
-            elif code is not None:
-                calls.append((j, code))
-            elif c.finish == "length" and t.length >= budget:
+            elif call is not None:
+                calls.append((j, call))
+            elif c.finish == "length":  # cut at max_turn_tokens or at the response budget
                 t.truncated, t.finish = True, "length"
-            else:  # neither a code block nor \boxed
+            else:  # ended by itself with neither a call nor \boxed
                 t.void, t.finish = True, "void"
 
         # ---- 3. run this turn's code blocks together; append observations
         next_live = []
         if calls:
             t0 = time.perf_counter()
-            results = sandbox.run_many([code for _, code in calls])
+            results = tool.run_many([call for _, call in calls])
             timings["tool_s"] += time.perf_counter() - t0
-            for (j, code), res in zip(calls, results):
+            for (j, call), res in zip(calls, results):
                 t = trajs[j]
-                t.tool_calls.append(ToolCall(turn=k, code=code, status=res.status, stdout=res.stdout,
+                t.tool_calls.append(ToolCall(turn=k, code=call.code, status=res.status, stdout=res.stdout,
                                              stderr_last=res.stderr_last, wall_ms=float(res.wall_ms)))
-                full_obs = observation_ids(tok, res, cfg)
+                full_obs = observation_ids(tok, res, cfg, tool)
                 obs = full_obs[: max(budget - t.length, 0)]
                 t.response_ids += obs
                 t.segment += [SEG_TOOL] * len(obs)
