@@ -7,7 +7,7 @@ import sys
 
 
 def main() -> int:
-    import verl  # noqa: F401  (runs the verl.plugins entry points)
+    import verl
 
     if "taorl.integrations.verl.plugin" not in sys.modules:
         print("taorl verl plugin: NOT loaded by `import verl` (is taorl installed in this environment, and "

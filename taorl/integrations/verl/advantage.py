@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from taorl.algo import TokenBatch, broadcast_to_tokens, filter_groups, group_advantages, tao_loss, trajectory_weights
+from taorl.algo import (
+    TokenBatch,
+    broadcast_to_tokens,
+    filter_groups,
+    group_advantages,
+    tao_loss,
+    trajectory_weights,
+)
 from taorl.config import Config
 from taorl.integrations.verl.layout import groups_of, turns_from_mask
 from taorl.types import SEG_MODEL
@@ -80,7 +87,7 @@ def tao_advantage(scores: Tensor | Sequence[float], uids: Sequence, response_mas
     segment, turn, called = turns_from_mask(mask, lengths)
     mask = mask * (segment == SEG_MODEL)
     groups, group_uids = groups_of(uids)
-    N, G = len(groups), len(groups[0])
+    N = len(groups)
 
     def grid(key, default, dtype):
         return torch.tensor([[_flag(flags, r, key, default) for r in rows] for rows in groups], dtype=dtype)

@@ -113,7 +113,7 @@ def step_tables(rows: VerlRows, adv: StepAdvantage, decode: Callable[[list[int]]
     N, G = len(adv.groups), len(adv.groups[0])
     by_group = [flat[g * G:(g + 1) * G] for g in range(N)]
     order = [r for members in adv.groups for r in members]  # flat index -> verl row
-    grid = lambda v: torch.tensor([[float(v[r]) for r in members] for members in adv.groups])  # noqa: E731
+    grid = lambda v: torch.tensor([[float(v[r]) for r in members] for members in adv.groups])
     rewards = grid(rows.scores)
     truncated = torch.tensor([[t.truncated for t in ts] for ts in by_group])
     tdec = adv.tdec

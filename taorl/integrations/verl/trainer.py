@@ -29,7 +29,6 @@ from omegaconf import open_dict
 from tensordict import TensorDict
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
-from verl.workers.utils.padding import response_to_nested
 
 from taorl.integrations.verl.dump import RunDump, VerlRows, default_run_dir
 from taorl.integrations.verl.settings import tao_config
@@ -95,10 +94,9 @@ class TaoSyncTrainer(PPOTrainerSync):
         for j, r in enumerate(real):
             advantages[r, :adv.advantages.shape[1]] = adv.advantages[j]
             new_mask[r, :adv.response_mask.shape[1]] = adv.response_mask[j]
-        mask_nested = data["response_mask"]
-        out = {"advantages": response_to_nested(advantages, mask_nested),
-               "returns": response_to_nested(advantages, mask_nested)}
-        m = response_to_nested(new_mask.to(mask_nested.dtype), mask_nested)
+        dtype = data["response_mask"].dtype
+        out = {"advantages": _jagged(advantages, rows.lengths), "returns": _jagged(advantages, rows.lengths)}
+        m = _jagged(new_mask.to(dtype), rows.lengths)
         out["response_mask"], out["loss_mask"] = m, m
         tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(out, batch_size=B))
         metrics.update(adv.metrics)
@@ -118,10 +116,15 @@ class TaoSyncTrainer(PPOTrainerSync):
                                      extra={"verl_experiment": str(self.config.trainer.get("experiment_name", "")),
                                             "pid": os.getpid()})
             print(f"taorl: verl steps go to {run_dir} (taorl dashboard {run_dir.parent})", file=sys.stderr)
-        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False)
         self._tao_dump.write(int(global_steps), rows, adv, decode, metrics)
         if int(global_steps) >= int(self.total_training_steps):
             self._tao_dump.finish("finished")
+
+
+def _jagged(padded: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """[B, T] right-padded -> a jagged nested tensor of rows cut to `lengths` (TransferQueue's layout)."""
+    return torch.nested.as_nested_tensor([padded[r, :n] for r, n in enumerate(lengths)], layout=torch.jagged)
 
 
 def _select(rows: VerlRows, idx: list[int]) -> VerlRows:

@@ -78,7 +78,7 @@ class PythonSandboxTool(BaseTool):
     async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs) -> tuple[ToolResponse, float, dict]:
         code = parameters.get("code") if isinstance(parameters, dict) else None
         if not isinstance(code, str):
-            raise ValueError(f"tool {self.name!r}: parameters must be {{'code': str}}, got {parameters!r}")
+            raise TypeError(f"tool {self.name!r}: parameters must be {{'code': str}}, got {parameters!r}")
         res = await run_code(self.tool_cfg, code)
         agent_data = kwargs.get("agent_data")
         if agent_data is not None:  # per-call outcomes for the advantage (stock tool_agent loop)

@@ -1,0 +1,433 @@
+"""Contract tests of the verl plugin (taorl.integrations.verl) against the real verl 0.9.1, on CPU.
+
+They run in the verl venv (`make verl-venv`; `make test` runs them there) and are skipped in the
+main .venv, which has no verl. What they pin down:
+
+* the `verl.plugins` entry point loads the plugin at `import verl`, in a fresh process and in a Ray
+  worker; a broken piece is reported on stderr (verl itself would swallow it) and `require()` fails;
+* the advantage equals taorl's own trainer path on random batches (paper, code_compat, Dr.GRPO,
+  window, requires_success, soft criterion 1 with baseline exclude), equals verl's built-in GRPO
+  (an independent implementation), and equals Ã = Â(1 + a g Ĥ) computed by hand in numpy;
+* a two-turn rollout of TaoTIRAgentLoop through taorl's real sandbox against a scripted model
+  server: the turn is cut after the code block, the observation is the spec's text with mask 0,
+  and the server receives exactly the ids so far (tokens in / tokens out);
+* one verl step laid out as TransferQueue lays it out -> a taorl run directory read back by
+  taorl.store with the values the advantage computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+verl = pytest.importorskip(
+    "verl", reason="verl is not installed in this environment: the verl contract tests run in the verl "
+                   "venv (make verl-venv / make test-verl)")
+
+from omegaconf import OmegaConf
+
+from taorl.algo import TokenBatch, filter_groups, group_advantages, tao_loss, trajectory_weights
+from taorl.config import load_config
+from taorl.integrations.verl.advantage import grpo_estimator, tao_advantage
+from taorl.integrations.verl.layout import turns_from_mask
+from taorl.types import SEG_MODEL, SEG_TOOL, ToolCall, Trajectory
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}
+    e.update(env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env=e, check=False)
+
+
+# ------------------------------------------------------------------------------------ plugin loading
+def test_entry_point_is_declared():
+    from importlib.metadata import entry_points
+
+    eps = {ep.name: ep.value for ep in entry_points(group="verl.plugins")}
+    assert eps.get("taorl") == "taorl.integrations.verl.plugin"
+
+
+def test_import_verl_loads_the_plugin_and_registers_every_name():
+    r = _run("""
+        import sys
+        import verl
+        assert "taorl.integrations.verl.plugin" in sys.modules, "plugin not loaded by import verl"
+        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+        from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
+        from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+        from verl.experimental.agent_loop.tool_parser import ToolParser
+        print(ADV_ESTIMATOR_REGISTRY["tao_grpo"].__module__, get_trainer_cls("tao_sync").__name__,
+              _agent_loop_registry["tao_tir_agent"]["_target_"], ToolParser._registry["python_codeblock"].__name__)
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ["taorl.integrations.verl.advantage", "TaoSyncTrainer",
+                                "taorl.integrations.verl.agent_loop.TaoTIRAgentLoop", "CodeBlockParser"]
+
+
+def test_self_check_command_and_plugins_off():
+    ok = subprocess.run([sys.executable, "-m", "taorl.integrations.verl"], capture_output=True, text=True,
+                        timeout=300, cwd=ROOT, check=False)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "taorl plugin ready" in ok.stdout and "MISSING" not in ok.stdout
+    # with verl's entry-point discovery off, nothing loads it: the self-check says so and fails
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}
+    off = subprocess.run([sys.executable, "-m", "taorl.integrations.verl"], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT, env={**env, "VERL_USE_EXTERNAL_PLUGINS": "none"}, check=False)
+    assert off.returncode == 1 and "NOT loaded" in off.stderr
+
+
+def test_a_broken_piece_is_loud_although_verl_swallows_it():
+    r = _run("""
+        import sys
+        sys.modules["taorl.integrations.verl.agent_loop"] = None  # this piece cannot be imported
+        import verl  # verl catches the plugin's error
+        from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+        print("tao_sync" in TRAINER_REGISTRY)
+        try:
+            from taorl.integrations.verl.plugin import require
+        except ImportError as e:
+            print("require: ImportError")
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "taorl verl plugin: FAILED to register with verl" in r.stderr
+    assert "taorl.integrations.verl.agent_loop" in r.stderr  # the traceback names the missing piece
+    assert r.stdout.split() == ["False", "require:", "ImportError"]
+
+
+def test_plugin_is_loaded_in_ray_workers():
+    r = _run("""
+        import ray
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+
+        @ray.remote(num_cpus=1)
+        def probe():
+            import sys
+            import verl  # a worker imports verl itself: the entry point runs there too
+            from taorl.integrations.verl.plugin import registered
+            return "taorl.integrations.verl.plugin" in sys.modules, registered()
+
+        print(ray.get(probe.remote(), timeout=240))
+        ray.shutdown()
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "(True, {'adv_estimator': True, 'tool_parser': True, 'agent_loop': True, 'trainer': True})" in r.stdout
+
+
+# ------------------------------------------------------------------------------------ advantage
+def test_layout_of_the_probe_example():
+    seg, turn, called = turns_from_mask(torch.tensor([[1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0]]), [10])
+    assert seg.tolist() == [[1, 1, 2, 2, 1, 1, 2, 1, 1, 2, 0, 0]]
+    assert turn.tolist() == [[0, 0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1]]
+    assert called.tolist() == [[True, True, True]]
+
+
+def _random_step(gen: torch.Generator, N: int, G: int):
+    """Random rollouts as taorl Trajectories (group order) and their verl rows (shuffled)."""
+    trajs, flags = [], []
+    for g in range(N):
+        for i in range(G):
+            n_turns = int(torch.randint(1, 5, (1,), generator=gen))
+            seg, turn, calls = [], [], []
+            for k in range(n_turns):
+                m = int(torch.randint(1, 6, (1,), generator=gen))
+                seg += [SEG_MODEL] * m
+                turn += [k] * m
+                if k < n_turns - 1 or bool(torch.rand(1, generator=gen) < 0.3):  # a call, then its observation
+                    o = int(torch.randint(1, 4, (1,), generator=gen))
+                    seg += [SEG_TOOL] * o
+                    turn += [k] * o
+                    calls.append(ToolCall(turn=k, code="", status="ok" if torch.rand(1, generator=gen) < 0.6
+                                          else "runtime_error"))
+            R = len(seg)
+            t = Trajectory(group=g, index=i, problem_id=f"p{g}", problem="", answer="",
+                           prompt_ids=[1] * int(torch.randint(2, 6, (1,), generator=gen)),
+                           response_ids=[7] * R, segment=seg, turn=turn, sample_logprobs=[0.0] * R,
+                           tool_calls=calls, n_turns=n_turns,
+                           void=bool(torch.rand(1, generator=gen) < 0.15),
+                           truncated=bool(torch.rand(1, generator=gen) < 0.1),
+                           reward=float(torch.rand(1, generator=gen) < 0.5))
+            trajs.append(t)
+            turn_ok = [False] * n_turns
+            for c in calls:
+                turn_ok[c.turn] |= c.ok
+            flags.append({"n_call": t.n_call, "n_ok": t.n_ok, "void": t.void, "truncated": t.truncated,
+                          "turn_ok": turn_ok})
+    return trajs, flags
+
+
+def _taorl_path(trajs, cfg, N, G, entropy_resp):
+    """What taorl's own trainer computes (taorl/train/trainer.py train_step, update), per rollout."""
+    def grid(f, dtype):
+        return torch.tensor([[f(trajs[g * G + i]) for i in range(G)] for g in range(N)], dtype=dtype)
+    rewards = grid(lambda t: t.reward, torch.float64)
+    truncated = grid(lambda t: t.truncated, torch.bool)
+    tdec = trajectory_weights(grid(lambda t: t.n_call, torch.long), grid(lambda t: t.n_ok, torch.long),
+                              grid(lambda t: t.void, torch.bool), truncated, cfg.algo.filter)
+    gdec = filter_groups(rewards, truncated, cfg.algo.filter.group, N, 0, stats_mask=tdec.stats_mask)
+    adv = group_advantages(rewards, cfg.algo.adv, cfg.algo.adv_eps, tdec.stats_mask)
+    adv = torch.where(gdec.kept[:, None], adv, torch.zeros_like(adv)).reshape(-1)
+    w = torch.where(gdec.kept[:, None], tdec.weights, torch.zeros_like(tdec.weights)).reshape(-1)
+    batch = TokenBatch.from_trajectories(trajs, adv, w, pad_id=0)
+    ent = torch.zeros(batch.loss_mask.shape)
+    for j, t in enumerate(trajs):
+        P, R = len(t.prompt_ids), len(t.response_ids)
+        ent[j, P - 1:P - 1 + R] = entropy_resp[j][:R]
+    _, _, per_tok = tao_loss(batch, torch.zeros_like(ent), ent * batch.loss_mask, cfg.algo)
+    out = []
+    for j in range(len(trajs)):
+        rec = batch.response_slice(j, per_token=per_tok)
+        out.append((adv[j].item(), w[j].item(), rec["shaped_advantage"], rec["gate"]))
+    return out
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["preset=code_compat"],
+    ["algo.adv=drgrpo", "algo.shaping.coef=0.2"],
+    ["algo.shaping.window=2", "algo.shaping.requires_success=true", "algo.shaping.coef=0.3"],
+    ["algo.filter.tool.strength=0.5", "algo.filter.tool.baseline=exclude", "algo.filter.group.min_n=2"],
+    ["algo.shaping.form=additive"],
+    ["algo.shaping.gate=entropy_quantile", "algo.shaping.quantile=0.5"],
+])
+def test_advantage_equals_taorl_trainer_path_on_random_batches(overrides):
+    cfg = load_config(None, ["algo.filter.group.min_n=3", *overrides])
+    for seed in range(3):
+        gen = torch.Generator().manual_seed(seed)
+        N, G = 5, 4
+        trajs, flags = _random_step(gen, N, G)
+        ent = [torch.rand(len(t.response_ids), generator=gen) * 3 for t in trajs]
+        want = _taorl_path(trajs, cfg, N, G, ent)
+        # verl's rows: shuffled, groups identified by uid, response_mask = model tokens
+        perm = torch.randperm(len(trajs), generator=gen).tolist()
+        T = max(len(t.response_ids) for t in trajs) + 2
+        mask = torch.zeros(len(trajs), T)
+        entropy = torch.zeros(len(trajs), T)
+        for r, j in enumerate(perm):
+            R = len(trajs[j].response_ids)
+            mask[r, :R] = torch.tensor([float(s == SEG_MODEL) for s in trajs[j].segment])
+            entropy[r, :R] = ent[j]
+        got = tao_advantage([trajs[j].reward for j in perm], [f"uid{trajs[j].group}" for j in perm], mask, cfg,
+                            entropy=entropy, lengths=[len(trajs[j].response_ids) for j in perm],
+                            flags=[flags[j] for j in perm])
+        for r, j in enumerate(perm):
+            a, w, shaped, gate = want[j]
+            R = len(trajs[j].response_ids)
+            assert got.rollout_adv[r].item() == pytest.approx(a, abs=1e-6)
+            assert got.weight[r].item() == pytest.approx(w, abs=1e-6)
+            np.testing.assert_allclose(got.advantages[r, :R].numpy(), shaped * w, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(got.per_token["gate"][r, :R].numpy(), gate)
+            assert got.response_mask[r, :R].tolist() == (mask[r, :R] * (w > 0)).tolist()
+            assert not got.advantages[r, R:].any()
+
+
+def test_advantage_by_hand_paper_default():
+    """Two groups of two; the shaping written out in numpy: Ã_t = Â (1 + a g_t Ĥ_t), Ĥ the population
+    z-score of H over the trajectory's model tokens, g_t = 1 on the 2nd and later model runs."""
+    cfg = load_config(None, ["algo.filter.group.min_n=2", "algo.shaping.coef=0.5"])
+    mask = torch.tensor([[1, 1, 0, 1, 1, 0], [1, 1, 1, 0, 0, 0], [1, 0, 1, 1, 0, 0], [1, 1, 0, 0, 1, 0]],
+                        dtype=torch.float32)
+    H = torch.tensor([[0.1, 0.4, 0, 1.2, 0.7, 0], [0.5, 0.5, 0.2, 0, 0, 0], [0.3, 0, 0.9, 0.6, 0, 0],
+                      [1.0, 0.2, 0, 0, 0.4, 0]])
+    flags = [{"n_call": 1, "n_ok": 1}, None, {"n_call": 1, "n_ok": 1}, {"n_call": 1, "n_ok": 1}]
+    got = tao_advantage([1.0, 0.0, 1.0, 0.0], ["x", "x", "y", "y"], mask, cfg, entropy=H,
+                        lengths=[6, 3, 4, 5], flags=flags)
+    A = 0.5 / np.sqrt(0.5)  # GRPO of (1, 0): (1 - mean 0.5) / unbiased std sqrt(0.5)
+    assert got.rollout_adv.tolist() == pytest.approx([A, -A, A, -A], abs=1e-5)
+    m = mask.numpy().astype(bool)
+    gates = [[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 0]]
+    for r, sign in enumerate([1, -1, 1, -1]):
+        h = H[r].numpy()[m[r]]
+        z = np.zeros(6)
+        z[m[r]] = (h - h.mean()) / (h.std() + 1e-8)
+        want = sign * A * (1 + 0.5 * np.array(gates[r]) * z) * m[r]
+        np.testing.assert_allclose(got.advantages[r].numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", [True, False])
+def test_tao_grpo_estimator_equals_verl_builtin_grpo(norm):
+    from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
+
+    assert get_adv_estimator_fn("tao_grpo") is grpo_estimator
+    gen = torch.Generator().manual_seed(1)
+    B, T = 24, 9
+    scores = (torch.rand(B, generator=gen) < 0.5).float() + 0.1 * torch.rand(B, generator=gen)
+    lengths = torch.randint(1, T + 1, (B,), generator=gen)
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).float()
+    rewards = torch.zeros(B, T)
+    rewards[torch.arange(B), lengths - 1] = scores
+    index = np.array([f"u{b % 6}" for b in torch.randperm(B, generator=gen).tolist()], dtype=object)
+    cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": norm})
+    got, ret = grpo_estimator(token_level_rewards=rewards, response_mask=mask, index=index, config=cfg)
+    want, _ = compute_grpo_outcome_advantage(rewards, mask, index, epsilon=1e-6, norm_adv_by_std_in_grpo=norm)
+    torch.testing.assert_close(got, want.float(), rtol=1e-5, atol=1e-5)
+    assert torch.equal(got, ret)
+
+
+def test_shaping_without_entropy_fails_clearly():
+    cfg = load_config(None, [])
+    with pytest.raises(ValueError, match="bypass_mode"):
+        tao_advantage([1.0, 0.0], ["a", "a"], torch.ones(2, 3), cfg)
+    with pytest.raises(ValueError, match="different sizes"):
+        tao_advantage([1.0, 0.0, 1.0], ["a", "a", "b"], torch.ones(3, 3), load_config(None, [
+            "algo.shaping.enabled=false"]))
+
+
+# ------------------------------------------------------------------------------------ agent loop
+class ScriptedServer:
+    """verl's server_manager.generate, answering the scripted turns in order; records what it got."""
+
+    def __init__(self, turns: list[list[int]]):
+        self.turns, self.calls = list(turns), []
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, **kw):
+        from verl.workers.rollout.replica import TokenOutput
+
+        self.calls.append((list(prompt_ids), dict(sampling_params)))
+        ids = self.turns.pop(0)
+        return TokenOutput(token_ids=ids, log_probs=[-0.01 * (i + 1) for i in range(len(ids))])
+
+
+def _agent_loop(tokenizer, server, tao=None, response_length=512):
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+
+    from taorl.integrations.verl.agent_loop import TaoTIRAgentLoop
+
+    cfg = OmegaConf.create({"actor_rollout_ref": {"rollout": {"prompt_length": 256,
+                                                              "response_length": response_length}},
+                            "tao": tao or {"tool": {"workers": 1}}, "data": {}})
+    return TaoTIRAgentLoop(trainer_config=DictConfigWrap(cfg), server_manager=server, tokenizer=tokenizer,
+                           processor=None, dataset_cls=None, data_config=DictConfigWrap(cfg.data))
+
+
+def _rollout(tokenizer, turns_text: list[str], question="What is 6*7?"):
+    enc = [tokenizer.encode(t, add_special_tokens=False) for t in turns_text]
+    server = ScriptedServer(enc)
+
+    async def main():
+        loop = _agent_loop(tokenizer, server)
+        return await loop.run({"temperature": 1.0}, raw_prompt=[{"role": "user", "content": question}])
+    return asyncio.run(main()), server, enc
+
+
+def test_two_turn_rollout_through_the_sandbox(tiny_tokenizer):
+    tok = tiny_tokenizer
+    t1 = "Let me compute.\n```python\nprint(6*7)\n```\nand a tail the server wrote after the block"
+    t2 = "So the answer is \\boxed{42}."
+    out, server, (ids1, ids2) = _rollout(tok, [t1, t2])
+    # turn 1 is cut right after the token that closes the block: the tail is gone with its log-probs
+    cut = next(n for n in range(1, len(ids1) + 1) if tok.decode(ids1[:n]).endswith("```")
+               and tok.decode(ids1[:n]).count("```") == 2)
+    assert cut < len(ids1)
+    obs = tok.encode("\nCode execution result: 42\n", add_special_tokens=False)
+    assert out.response_ids == ids1[:cut] + obs + ids2
+    assert out.response_mask == [1] * cut + [0] * len(obs) + [1] * len(ids2)
+    assert out.response_logprobs == pytest.approx([-0.01 * (i + 1) for i in range(cut)] + [0.0] * len(obs)
+                                                  + [-0.01 * (i + 1) for i in range(len(ids2))])
+    # tokens in: the second call continues exactly prompt + turn 1 (cut) + observation ids
+    p1, sp1 = server.calls[0]
+    p2, sp2 = server.calls[1]
+    assert p1 == out.prompt_ids and p2 == out.prompt_ids + ids1[:cut] + obs
+    assert sp1["max_tokens"] == 512 and sp2["max_tokens"] == 512 - cut - len(obs)
+    f = out.extra_fields["tao"]
+    assert (f["n_call"], f["n_ok"], f["statuses"], f["finish"], f["void"], f["n_turns"]) == \
+        (1, 1, ["ok"], "answer", False, 2)
+    assert tok.decode(out.response_ids) == "Let me compute.\n```python\nprint(6*7)\n```\nCode execution result: 42\n" \
+                                           "So the answer is \\boxed{42}."
+
+
+def test_failing_call_and_void_turn(tiny_tokenizer):
+    out, _, _ = _rollout(tiny_tokenizer, ["```python\nprint(1/0)\n```", "I give up."])
+    f = out.extra_fields["tao"]
+    assert (f["n_call"], f["n_ok"], f["statuses"], f["void"], f["finish"]) == (1, 0, ["runtime_error"], True, "void")
+    assert "Code execution result: ZeroDivisionError: division by zero" in f["text"]
+
+
+def test_sandbox_tool_and_codeblock_parser(tiny_tokenizer):
+    from verl.experimental.agent_loop.tool_parser import ToolParser
+
+    from taorl.integrations.verl.verl_tool import PythonSandboxTool
+
+    tool = PythonSandboxTool({"type": "native", "workers": 1})
+    parser = ToolParser.get_tool_parser("python_codeblock", tiny_tokenizer)
+    ids = tiny_tokenizer.encode("Try:\n```python\nx = 3\nprint(x ** 2)\n```", add_special_tokens=False)
+    content, calls = asyncio.run(parser.extract_tool_calls(ids))
+    assert content == "Try:\n" and [c.name for c in calls] == ["python"]
+    import json
+
+    resp, reward, metrics = asyncio.run(tool.execute("i0", json.loads(calls[0].arguments)))
+    assert resp.text == "\nCode execution result: 9\n" and reward == 0.0 and metrics["status"] == "ok"
+    with pytest.raises(Exception, match="unknown|extra|Extra"):
+        PythonSandboxTool({"type": "native", "timeout": 5})
+
+
+# ------------------------------------------------------------------------------------ run directory
+def test_verl_step_to_taorl_run_directory(tiny_tokenizer, tmp_path):
+    """Four rollouts of two prompts through the agent loop, stored the TransferQueue way, advantage,
+    then one step of a taorl run directory, read back by taorl.store."""
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    from taorl.integrations.verl.dump import RunDump
+    from taorl.integrations.verl.trainer import rows_from_tq
+    from taorl.store import list_runs, open_run
+
+    tok = tiny_tokenizer
+    scripts = {("u0", 0): (["```python\nprint(6*7)\n```", "\\boxed{42}"], 1.0),
+               ("u0", 1): (["```python\nprint(6*8)\n```", "\\boxed{48}"], 0.0),
+               ("u1", 0): (["```python\nprint(2+2)\n```", "\\boxed{4}"], 1.0),
+               ("u1", 1): (["```python\nimport nosuchmodule\n```", "hmm"], 0.0)}
+    items = []
+    for (uid, _), (turns, score) in scripts.items():
+        out, _, _ = _rollout(tok, turns)
+        d = out.as_dict()
+        d["loss_mask"] = d["response_mask"]
+        d["uid"] = uid
+        n = d["responses"].shape[0]
+        d["rm_scores"] = torch.zeros(n).index_fill_(0, torch.tensor([n - 1]), score)
+        d["entropy"] = torch.linspace(0.1, 2.0, n)
+        d["old_log_probs"] = d["rollout_log_probs"] - 0.001
+        d["reward_model"] = {"ground_truth": "42" if uid == "u0" else "4"}
+        items.append(d)
+    td = list_of_dict_to_tensordict(items)
+    rows = rows_from_tq(td)
+    cfg = load_config(None, ["algo.filter.group.min_n=2", "logging.token_traj_per_step=3"])
+    adv = rows.advantage(cfg)
+    # u1: rollout 1's only call failed -> criterion 1 (s = 1) masks it; rollout 1 is also a void turn
+    assert adv.weight.tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert adv.reason == [None, None, None, "void_turn"]
+    assert adv.response_mask[3].sum() == 0 and adv.advantages[3].abs().sum() == 0
+
+    dump = RunDump(tmp_path / "verl-run", cfg, extra={"verl_experiment": "test"})
+    dump.write(1, rows, adv, lambda ids: tok.decode(ids), {"actor/pg_loss": 0.25, "timing_s/step": 3.0,
+                                                           "not_a_number": "x"})
+    dump.finish()
+    run = open_run(tmp_path / "verl-run")
+    assert run.last_step == 1 and run.status == "finished" and run.manifest["extra"]["engine"] == "verl"
+    m = run.metrics(wide=True)
+    assert m["actor/pg_loss"].to_list() == [0.25] and "not_a_number" not in m.columns
+    assert m["tao/traj_masked/void_turn"].to_list() == [1.0] and m["tools/call_frequency"].to_list() == [1.0]
+    tr = run.trajectories().sort("traj")
+    assert tr["problem_id"].to_list() == ["u0", "u0", "u1", "u1"]
+    assert tr["advantage"].to_list() == pytest.approx(adv.rollout_adv.tolist(), abs=1e-6)
+    assert tr["statuses"].to_list() == [["ok"], ["ok"], ["ok"], ["runtime_error"]]
+    assert tr["finish"].to_list() == ["answer", "answer", "answer", "void"]
+    assert tr["has_tokens"].to_list() == [True, True, True, False]
+    g = run.groups().sort("group")
+    assert g["rewards"].to_list() == [[1.0, 0.0], [1.0, 0.0]] and g["kept"].to_list() == [True, True]
+    tk = run.tokens(traj=0)
+    model = tk.filter(segment="model")
+    assert model["gate"].sum() == float(adv.per_token["gate"][0].sum()) > 0
+    assert set(tk["segment"].unique().to_list()) == {"prompt", "model", "tool"}
+    n0 = rows.lengths[0]
+    np.testing.assert_allclose(model["shaped_advantage"].to_numpy(),
+                               adv.advantages[0, :n0][adv.response_mask[0, :n0] > 0].numpy(), rtol=1e-6)
+    assert [r.run_id for r in list_runs(tmp_path)] == ["verl-run"]
