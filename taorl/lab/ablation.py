@@ -264,32 +264,17 @@ def _grid(trajs, n: int, G: int):
 def decide(trajs: list, cfg: Config, *, seed: int = 0, batch_prompts: int | None = None) -> Decisions:
     """Criterion 1 / void / overlong weights, criterion 2 (+ refill), GRPO advantages on trajectories.
 
-    The same taorl.algo calls, in the same order and with the same inputs, as Trainer.train_step
-    steps 3-4; batch_prompts defaults to cfg.rollout.batch_prompts.
+    The trainer's own decision (taorl.algo.step.decide, step 2 of Trainer.train_step) with the same
+    inputs; batch_prompts defaults to cfg.rollout.batch_prompts.
     """
-    import torch
-
-    from taorl.algo import filter_groups, group_advantages, trajectory_weights
+    from taorl.algo.step import decide_rollouts
 
     G = 1 + max(t.index for t in trajs)
     n = 1 + max(t.group for t in trajs)
     by = _grid(trajs, n, G)
-
-    def grid(f, dtype=torch.float64):
-        return torch.tensor([[f(by[g][i]) for i in range(G)] for g in range(n)], dtype=dtype)
-
-    rewards = grid(lambda t: t.reward)
-    truncated = grid(lambda t: t.truncated, torch.bool)
-    fc = cfg.algo.filter
-    tdec = trajectory_weights(grid(lambda t: t.n_call, torch.long), grid(lambda t: t.n_ok, torch.long),
-                              grid(lambda t: t.void, torch.bool), truncated, fc)
     B = cfg.rollout.batch_prompts if batch_prompts is None else batch_prompts
-    gdec = filter_groups(rewards, truncated, fc.group, B, torch.Generator().manual_seed(seed),
-                         stats_mask=tdec.stats_mask)
-    adv = group_advantages(rewards, cfg.algo.adv, cfg.algo.adv_eps, tdec.stats_mask)
-    weights = tdec.weights.clone()
-    weights[~gdec.kept] = 0.0
-    adv = torch.where(gdec.kept[:, None], adv, torch.zeros_like(adv))
+    dec = decide_rollouts(by, cfg.algo, B, seed)
+    tdec, gdec, adv, weights = dec.traj, dec.groups, dec.adv, dec.weights
     groups = pl.DataFrame({
         "group": list(range(n)),
         "rewards": [[by[g][i].reward for i in range(G)] for g in range(n)],

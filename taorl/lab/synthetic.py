@@ -292,7 +292,7 @@ def _write(run_dir: Path, steps: int, trajectories_per_step: int, token_trajecto
            seed: int, shaping: bool, eval_every: int | None, finish: bool, progress: bool) -> Path:
     import torch
 
-    from taorl.algo import filter_groups, group_advantages, trajectory_weights
+    from taorl.algo.step import decide
     from taorl.config import Config, apply_overrides
     from taorl.store.writer import RunWriter
     from taorl.train.metrics import filter_metrics
@@ -338,17 +338,11 @@ def _write(run_dir: Path, steps: int, trajectories_per_step: int, token_trajecto
             return torch.tensor([r[key] for r in rolls], dtype=dtype).view(N, G)
 
         rewards, truncated = grid("reward", torch.float64), grid("truncated", torch.bool)
-        # ---- filters and advantages: the trainer's functions
-        tdec = trajectory_weights(grid("n_call", torch.long), grid("n_ok", torch.long), grid("void", torch.bool),
-                                  truncated, cfg.algo.filter)
-        gdec = filter_groups(rewards, truncated, cfg.algo.filter.group, B, seed * 100_003 + step,
-                             stats_mask=tdec.stats_mask)
-        kept = gdec.kept
-        adv = group_advantages(rewards, cfg.algo.adv, cfg.algo.adv_eps, tdec.stats_mask)
-        adv = torch.where(kept[:, None], adv, torch.zeros_like(adv))
-        weights = tdec.weights.clone()
-        weights[~kept] = 0.0
-        group_reason = [None if kept[g] else gdec.reason[g] for g in range(N)]
+        # ---- filters -> advantages -> weights: the trainer's decision (taorl.algo.step.decide)
+        dec = decide(rewards, grid("n_call", torch.long), grid("n_ok", torch.long), grid("void", torch.bool),
+                     truncated, cfg.algo, B, seed * 100_003 + step)
+        tdec, gdec, kept, adv, weights = dec.traj, dec.groups, dec.kept, dec.adv, dec.weights
+        group_reason = dec.group_reasons
         traj_reason = [tdec.reasons[k // G][k % G] if kept[k // G] else group_reason[k // G]
                        for k in range(N * G)]
         token_set = [k for k in range(N * G) if kept[k // G]][:token_trajectories]
