@@ -1,5 +1,5 @@
 """ppo_update: gradient accumulation over micro-batches gives the same update as one forward over
-the whole mini-batch (for every loss aggregation), old log-probs are recomputed only when there is
+the whole mini-batch (for every loss aggregation, every gate and entropy norm scope), old log-probs are recomputed only when there is
 more than one optimizer step, and per-token records line up with the rollouts."""
 
 import copy
@@ -90,6 +90,38 @@ def test_micro_batches_accumulate_to_the_mini_batch_gradient(agg):
         for n, v in ref.items():
             err = (state[n] - v).abs().max()
             assert err <= 1e-4 * max(1.0, float(v.abs().max())), (n, float(err))
+
+
+@pytest.mark.parametrize("scope", ["trajectory", "batch"])
+@pytest.mark.parametrize("gate", ["post_tool", "all", "non_post_tool", "entropy_quantile"])
+def test_every_gate_and_norm_scope_is_independent_of_micro_batch_size(gate, scope):
+    """Statistics that span rollouts (the entropy_quantile gate, μ and σ of norm_scope=batch) are
+    the whole step's: the update equals one forward of all 8 rollouts for every micro-batch size."""
+    by_group = _rollouts()
+    adv, w = _adv_weights(by_group)
+    over = [f"algo.shaping.gate={gate}", f"algo.shaping.norm_scope={scope}", "algo.shaping.quantile=0.5"]
+    p = _policy()
+    trajs = [t for row in by_group for t in row]
+    b = TokenBatch.from_trajectories(trajs, adv.reshape(-1), w.reshape(-1), 0)
+    hidden = p.hidden_states(b.input_ids, b.attention_mask)
+    logp, ent = logprobs_and_entropy_from_hidden(hidden, p.lm_head_weight, b.targets, 1.0, 16)
+    b.old_logp = logp.detach()
+    loss, _, pt = tao_loss(b, logp, ent, _cfg(*over).algo)
+    loss.backward()
+    ref = {n: (q - q.grad).detach() for n, q in p.model.named_parameters()}
+    assert pt["gate"].sum() > 0 and (pt["factor"] != 1).any()  # the shaping is active in every case
+    for micro in (1, 3, 8):
+        p = _policy()
+        opt = torch.optim.SGD(p.trainable_parameters(), lr=1.0)
+        cfg = _cfg(*over, "train.mini_batch_prompts=2", f"train.micro_batch_size={micro}")
+        out = ppo_update(p, opt, cfg, by_group, [0, 1], adv, w, pad_id=0, lr=1.0)
+        assert out["metrics"]["loss"] == pytest.approx(float(loss.detach()), rel=1e-4, abs=2e-5)
+        for n, v in ref.items():
+            err = (p.model.state_dict()[n] - v).abs().max()
+            assert err <= 1e-4 * max(1.0, float(v.abs().max())), (gate, scope, micro, n, float(err))
+        for k, rec in out["tokens"].items():  # the gate each token got, as in one piece
+            P, R = len(trajs[k].prompt_ids), trajs[k].length
+            assert (rec["gate"] == pt["gate"][k, P - 1:P - 1 + R].numpy()).all(), (gate, scope, micro, k)
 
 
 def test_old_logprobs_recomputed_only_for_several_updates():
