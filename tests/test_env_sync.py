@@ -1,4 +1,4 @@
-"""environment.yml must pin exactly what pyproject.toml pins (core + app/notebooks/dev extras)."""
+"""environment.yml must pin exactly what pyproject.toml pins (core + app/notebooks/dev/trackers extras)."""
 
 import tomllib
 from pathlib import Path
@@ -16,7 +16,7 @@ TORCH_RANGE, TORCH_PIN = "torch>=2.11,<2.14", "torch==2.13.0"
 def _pyproject_pins() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pins = {TORCH_PIN if d == TORCH_RANGE else d for d in project["dependencies"]}
-    for extra in ("app", "notebooks", "dev"):
+    for extra in ("app", "notebooks", "dev", "trackers"):
         pins |= set(project["optional-dependencies"][extra])
     return pins
 

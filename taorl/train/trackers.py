@@ -88,7 +88,7 @@ class TrackioTracker(Tracker):
 
         self.trackio = trackio
         self.run = trackio.init(project=cfg.logging.project, name=run_dir.name, config=cfg.to_dict(),
-                                resume="allow", embed=False)
+                                resume="allow", embed=False, auto_log_cpu=False, auto_log_gpu=False)
 
     def log(self, step, metrics):
         self.trackio.log(metrics, step=step)
