@@ -44,7 +44,8 @@ def ok_after(box):
     assert (r.status, r.stdout) == ("ok", "42\n")
 
 
-def nobody_pids():
+def pids_of_uids(lo, hi):
+    """Host pids whose real uid is in [lo, hi) (the sandbox's pool of code uids)."""
     pids = []
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -53,7 +54,7 @@ def nobody_pids():
             except OSError:
                 continue
             uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
-            if int(uid) == sbmod.NOBODY:
+            if lo <= int(uid) < hi:
                 pids.append(int(d))
     return pids
 
@@ -174,20 +175,21 @@ def test_busy_children_do_not_outlive_the_call(sb):
 def test_fork_bomb(sb):
     if not (ROOT and sb.isolation != "none"):
         pytest.skip("RLIMIT_NPROC only binds after the drop to uid 65534 (root, isolation != none)")
-    before = set(nobody_pids())
+    pool = (sb._uid_base, sb._uid_base + len(sb._all))
     r = sb.run("import os\nwhile True:\n    os.fork()")
     assert r.status in ("runtime_error", "timeout")
-    assert r.status == "timeout" or "BlockingIOError" in r.stderr_last or "Traceback" in r.stderr_last
-    assert wait_until(lambda: set(nobody_pids()) <= before, 3.0)
+    assert pids_of_uids(*pool) == []  # gone before the answer came back
     ok_after(sb)
 
 
 def test_killing_its_parent(sb):
-    r = sb.run("import os\nos.kill(os.getppid(), 9)\nprint('alive')")
-    if sb.isolation == "none" and ROOT:  # same uid as the zygote: the zygote dies, the pool replaces it
+    before = [z.proc.pid for z in sb._all]
+    r = sb.run("import os\nppid = os.getppid()\nprint(ppid)\nif ppid:\n    os.kill(ppid, 9)\nprint('alive')")
+    if sb.call_namespaces:  # PID 1 of its own namespace: the zygote has no pid it could name
+        assert (r.status, r.stdout) == ("ok", "0\nalive\n")
+        assert [z.proc.pid for z in sb._all] == before
+    elif sb.isolation == "none" and ROOT:  # same uid as the zygote: the zygote dies, the pool replaces it
         assert r.status in ("sandbox_error", "ok")
-    else:
-        assert r.status == "runtime_error" and r.stderr_last.startswith("PermissionError")
     ok_after(sb)
     ok_after(sb)
 
@@ -248,7 +250,7 @@ def test_cannot_read_a_root_only_file(sb, host_dirs, tmp_path):
         r = sb.run(f"print(open({str(path)!r}).read())")
         assert r.status == "runtime_error" and secret.read_text() not in r.stdout
         assert r.stderr_last.startswith(("PermissionError", "FileNotFoundError"))
-    r = sb.run("print(open('/etc/hostname').read() != '')")  # world-readable files stay readable
+    r = sb.run("print(open('/usr/lib/os-release').read() != '')")  # world-readable system files stay readable
     assert r.stdout == "True\n"
 
 
@@ -260,7 +262,7 @@ def test_cannot_write_outside_its_dir(sb, host_dirs):
     target = (open_dir if sb.isolation in JAILED else base) / "planted.txt"
     r = sb.run(f"open({str(target)!r}, 'w').write('x')")
     assert r.status == "runtime_error"
-    assert r.stderr_last.startswith(("OSError: [Errno 30]", "PermissionError"))
+    assert r.stderr_last.startswith(("OSError: [Errno 30]", "PermissionError", "FileNotFoundError"))
     assert not target.exists()
     assert sorted(p.name for p in base.iterdir()) == ["open", "secret.txt"]
     if sb.isolation in JAILED:  # the host's /tmp is not visible, and writing to /tmp stays inside
@@ -301,14 +303,15 @@ def test_zygotes_die_with_the_parent(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     host_base, *pids = out.stdout.split()
     pids = [int(p) for p in pids]
-    assert len(pids) == 2
+    assert len(pids) in (2, 4)  # lean (+ full, when the tool interpreter has numpy/sympy) zygotes
 
     def gone():
         return not any(Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]
                        for p in pids)
     assert wait_until(gone, 5.0)
-    # each zygote removed its call directories on the way out; only the (empty) logs remain
-    assert wait_until(lambda: sorted(p.name for p in Path(host_base).iterdir()) == ["zygote-0.log", "zygote-1.log"])
+    # nothing of the calls is left (their tmpfs went with them); only the (empty) logs remain
+    logs = [f"zygote-{i}.log" for i in range(len(pids))]
+    assert wait_until(lambda: sorted(p.name for p in Path(host_base).iterdir()) == logs)
     subprocess.run(["rm", "-rf", host_base], check=True)
 
 
@@ -345,7 +348,7 @@ def test_explicit_unavailable_level_raises(monkeypatch):
 # ---------------------------------------------------------------------------------- classification
 def raw(**kw):
     base = {"exit": 0, "timed_out": False, "flood": False, "stdout": "", "stdout_bytes": 0,
-            "stderr_tail": "", "wall_ms": 3.0}
+            "stderr_tail": "", "wall_ms": 3.0, "cpu_s": 0.01}
     base.update(kw)
     return base
 
@@ -358,8 +361,13 @@ def raw(**kw):
     (raw(exit=103, stderr_tail="MemoryError: out of memory\n"), "memory", "MemoryError: out of memory"),
     (raw(exit=1, stderr_tail="Traceback\nMemoryError\n"), "memory", "MemoryError"),
     (raw(exit=-9, timed_out=True), "timeout", "TimeoutError: execution exceeded the 2 s time limit"),
-    (raw(exit=-24), "timeout", "TimeoutError: execution exceeded the 1 s CPU time limit"),
-    (raw(exit=-9), "memory", "MemoryError: killed by SIGKILL (out of memory)"),
+    (raw(exit=-9, cpu_s=1.0), "timeout", "TimeoutError: execution exceeded the 1 s CPU time limit"),
+    (raw(exit=-24, cpu_s=0.99), "timeout", "TimeoutError: execution exceeded the 1 s CPU time limit"),
+    (raw(exit=-9, cpu_s=0.2), "runtime_error", "killed by signal SIGKILL"),  # not the CPU limit: not "memory"
+    (raw(exit=1101, stderr_tail=""), "runtime_error", "exit status 101"),  # the code's own os._exit(101)
+    (raw(exit=1104, stderr_tail=""), "runtime_error", "exit status 104"),
+    (raw(exit=102, stderr_tail="Traceback\nOSError: [Errno 12] Cannot allocate memory\n"), "runtime_error",
+     "OSError: [Errno 12] Cannot allocate memory"),  # the child reports ENOMEM as 103 (tested live)
     (raw(exit=-11), "runtime_error", "killed by signal SIGSEGV"),
     (raw(exit=104, stderr_tail="SandboxError: setuid failed\n"), "sandbox_error", "SandboxError: setuid failed"),
     (raw(exit=-9, flood=True, stdout="y" * 100, stdout_bytes=10**7), "output_truncated",

@@ -72,6 +72,7 @@ PRELOAD = ("math", "cmath", "fractions", "decimal", "itertools", "functools", "c
 REPO = Path(__file__).resolve().parents[2]
 TOOL_VENV_PYTHON = REPO / ".cache" / "tool-venv" / "bin" / "python"
 ZYGOTE = Path(__file__).with_name("_zygote.py")
+JAIL_PYTHON_ROOT = "/opt/tool-python"  # where a jail shows the tool venv
 CLEANUP = Path(__file__).with_name("sandbox_cleanup.py")  # run in front of the zygote (remove_tree)
 EXIT_SYNTAX, EXIT_RUNTIME, EXIT_MEMORY, EXIT_SETUP = 101, 102, 103, 104
 ERR_KEEP = 16384  # stderr bytes kept (the tail)
@@ -240,12 +241,24 @@ def _interpreter_paths(python: str) -> list[str]:
     return paths
 
 
+def _jail_layout(python: str) -> tuple[list[tuple[str, str]], str]:
+    """(host path, path in the jail) of each read-only bind, and the interpreter's path in the jail.
+
+    A venv over /usr's python (the tool venv) is shown at /opt/tool-python, so the jail holds no
+    trace of where it lives (the checkout); anything else keeps its host path."""
+    paths = _interpreter_paths(python)
+    absolute = os.path.abspath(python)
+    if len(paths) == 1 and os.path.realpath(python).startswith("/usr/") and absolute.startswith(paths[0] + "/"):
+        return [(paths[0], JAIL_PYTHON_ROOT)], JAIL_PYTHON_ROOT + absolute[len(paths[0]):]
+    return [(p, p) for p in paths], python
+
+
 class _Zygote:
     """One warm interpreter process and its control socket (see _zygote.py for the protocol)."""
 
-    def __init__(self, level: str, python: str, cfg, host_base: str, index: int, preload, binds, uid):
+    def __init__(self, level: str, python: str, cfg, host_base: str, index: int, preload, uid):
         self.level, self.python, self.cfg, self.index = level, python, cfg, index
-        self.host_base, self.preload, self.binds, self.uid = host_base, preload, binds, uid
+        self.host_base, self.preload, self.uid = host_base, preload, uid
         self.err_path = os.path.join(host_base, f"zygote-{index}.log")
         self.proc: subprocess.Popen | None = None
         self.ctl: socket.socket | None = None
@@ -266,7 +279,9 @@ class _Zygote:
         }
 
     def _command(self) -> list[str]:
-        argv = [self.python, "-I", "-c", _zygote_source(), json.dumps(self._settings())]
+        jailed = self.level in ("nsjail", "bwrap")
+        binds, python = _jail_layout(self.python) if jailed else ([], self.python)
+        argv = [python, "-I", "-c", _zygote_source(), json.dumps(self._settings())]
         env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"]
         root = os.geteuid() == 0
         top = [d for d in ("/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin") if os.path.lexists(d)]
@@ -280,8 +295,10 @@ class _Zygote:
             cmd += ["-R", "/usr"]
             for d in top:
                 cmd += ["-s", f"{os.readlink(d)}:{d}"] if os.path.islink(d) else ["-R", d]
-            for p in etc + self.binds + ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]:
+            for p in etc + ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]:
                 cmd += ["-R", p]
+            for host, jail in binds:
+                cmd += ["-R", f"{host}:{jail}"]
             cmd += ["-T", "/tmp", "-T", "/dev/shm"]
             for e in env:
                 cmd += ["-E", e]
@@ -292,14 +309,16 @@ class _Zygote:
             for d in top:
                 cmd += ["--symlink", os.readlink(d), d] if os.path.islink(d) else ["--ro-bind", d, d]
             made: set[str] = set()
-            for p in self.binds:  # parents bwrap would create 0700 (unusable by the code's uid)
+            for _, p in binds:  # parents bwrap would create 0700 (unusable by the code's uid)
                 for parent in reversed(Path(p).parents):
                     d = str(parent)
                     if d != "/" and not d.startswith("/usr") and d not in made:
                         made.add(d)
                         cmd += ["--perms", "0755", "--dir", d]
-            for p in etc + self.binds:
+            for p in etc:
                 cmd += ["--ro-bind", p, p]
+            for host, jail in binds:
+                cmd += ["--ro-bind", host, jail]
             cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/", "--clearenv"]
             if root:
                 for cap in _CAPS:
@@ -535,13 +554,12 @@ class Sandbox:
         return out
 
     def _make(self, level: str) -> list[_Zygote]:
-        binds = _interpreter_paths(self.python) if level in ("nsjail", "bwrap") else []
         lean = [m for m in PRELOAD if m not in ("numpy", "sympy")]
         zs, i = [], 0
         for kind, preload in (("lean", lean), ("full", PRELOAD)):
             for _ in range(self.cfg.workers):
                 uid = None if (self._uid_base is None or level == "none") else self._uid_base + i
-                z = _Zygote(level, self.python, self.cfg, self._host_base, i, preload, binds, uid)
+                z = _Zygote(level, self.python, self.cfg, self._host_base, i, preload, uid)
                 z.kind = kind
                 zs.append(z)
                 i += 1
