@@ -12,7 +12,8 @@
       .export(dir)            a plain transformers model directory (LoRA merged), for init_from / eval
 
 `HFPolicy` is the transformers + peft implementation (LoRA or full fine-tuning, optional gradient
-checkpointing). A GPU backend (Unsloth) implements the same methods; `build_policy` picks it lazily.
+checkpointing). A GPU backend (taorl.train.policy_unsloth) subclasses it; taorl.train.policy.build_policy
+picks one. This module imports neither, so the backends never import each other in a cycle.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from taorl.config import Config, ModelConfig
+from taorl.config import ModelConfig
 from taorl.errors import UserError
 
 POLICY_STATE_FILE = "policy.json"
@@ -188,20 +189,3 @@ class HFPolicy(Policy):
             merged = self.model
         merged.save_pretrained(d)
         self.tokenizer.save_pretrained(d)
-
-
-def build_policy(cfg: Config, *, model_name: str | None = None) -> Policy:
-    """Load the model named by cfg.model (or `model_name`, e.g. train.init_from) and wrap it."""
-    mcfg = cfg.model if model_name is None else cfg.model.model_copy(update={"name": model_name})
-    need_ref = cfg.algo.loss.kl_coef > 0
-    if mcfg.backend == "unsloth":
-        try:
-            from taorl.train.policy_unsloth import UnslothPolicy  # lazy: GPU only
-        except ImportError as e:
-            raise UserError(f"model.backend=unsloth: the Unsloth backend is not available here ({e}); "
-                            "use model.backend=hf on CPU") from None
-        return UnslothPolicy(mcfg, need_reference=need_ref, rollout=cfg.rollout, seed=cfg.train.seed)
-    from taorl.models import load_model
-
-    model, tokenizer = load_model(mcfg)
-    return HFPolicy(model, tokenizer, mcfg, need_reference=need_ref)

@@ -27,13 +27,15 @@ Unsloth must be imported before transformers/peft/trl: taorl.gpu.import_unsloth(
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 import torch
 
 from taorl.errors import UserError
-from taorl.train.policy import HFPolicy
+from taorl.train.hf_policy import HFPolicy
 
 
 def agree_special_tokens(tokenizer, model, model_path) -> str | None:
@@ -138,6 +140,8 @@ class UnslothPolicy(HFPolicy):
             raise RuntimeError("lora_request() on a policy without LoRA")
         if self._lora_dir is None:  # Unsloth writes the adapter config there once
             self._lora_dir = tempfile.mkdtemp(prefix="taorl-lora-")
+            # removed when the policy is freed or the interpreter exits
+            weakref.finalize(self, shutil.rmtree, self._lora_dir, True)
         from taorl.gpu import scoped_env
         from taorl.rollout.vllm import MERGED_ROLLOUT_ENV, engine_lora_request
 
