@@ -1,9 +1,11 @@
 """`taorl dashboard [RUNS_DIR]`: start the Streamlit app (app/Home.py) over a run directory or a
-directory of runs, during or after training, and print its URL."""
+directory of runs, during or after training, and print its URL. Ctrl-C or SIGTERM stops the
+Streamlit server too (it runs as a child process)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,9 +40,27 @@ def dashboard_main(args) -> int:
           flush=True)
     env = {**os.environ, "TAORL_RUNS_DIR": str(runs.resolve())}
     proc = subprocess.Popen(cmd, env=env)
+
+    def on_sigterm(signum, frame):
+        raise SystemExit(128 + signum)  # unwinds to the finally below, which stops the server
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=10)
         return 130
+    finally:
+        stop_server(proc)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_server(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Terminate the Streamlit process (SIGTERM, then SIGKILL after `timeout` seconds)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
