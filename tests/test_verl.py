@@ -68,21 +68,22 @@ def test_import_verl_loads_the_plugin_and_registers_every_name():
         from verl.experimental.agent_loop.tool_parser import ToolParser
         print(ADV_ESTIMATOR_REGISTRY["tao_grpo"].__module__, get_trainer_cls("tao_sync").__name__,
               _agent_loop_registry["tao_tir_agent"]["_target_"], ToolParser._registry["python_codeblock"].__name__)
+        from taorl.integrations.verl.__main__ import main
+        print("self-check", main())
     """)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.split() == ["taorl.integrations.verl.advantage", "TaoSyncTrainer",
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["taorl.integrations.verl.advantage", "TaoSyncTrainer",
                                 "taorl.integrations.verl.agent_loop.TaoTIRAgentLoop", "CodeBlockParser"]
+    assert "taorl plugin ready" in r.stdout and "MISSING" not in r.stdout and lines[-1] == "self-check 0"
 
 
-def test_self_check_command_and_plugins_off():
-    ok = subprocess.run([sys.executable, "-m", "taorl.integrations.verl"], capture_output=True, text=True,
-                        timeout=300, cwd=ROOT, check=False)
-    assert ok.returncode == 0, ok.stderr[-3000:]
-    assert "taorl plugin ready" in ok.stdout and "MISSING" not in ok.stdout
-    # with verl's entry-point discovery off, nothing loads it: the self-check says so and fails
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_USE_EXTERNAL")}
-    off = subprocess.run([sys.executable, "-m", "taorl.integrations.verl"], capture_output=True, text=True,
-                         timeout=300, cwd=ROOT, env={**env, "VERL_USE_EXTERNAL_PLUGINS": "none"}, check=False)
+def test_with_plugins_off_nothing_loads_it_and_the_self_check_fails():
+    off = _run("""
+        import sys
+        from taorl.integrations.verl.__main__ import main
+        sys.exit(main())
+    """, VERL_USE_EXTERNAL_PLUGINS="none")
     assert off.returncode == 1 and "NOT loaded" in off.stderr
 
 
@@ -431,3 +432,85 @@ def test_verl_step_to_taorl_run_directory(tiny_tokenizer, tmp_path):
     np.testing.assert_allclose(model["shaped_advantage"].to_numpy(),
                                adv.advantages[0, :n0][adv.response_mask[0, :n0] > 0].numpy(), rtol=1e-6)
     assert [r.run_id for r in list_runs(tmp_path)] == ["verl-run"]
+
+
+# ------------------------------------------------------------------------------------ trainer
+def test_trainer_against_a_real_transfer_queue(tmp_path):
+    """TaoSyncTrainer as verl builds it (Hydra config, trainer_mode trap), then its advantage step and
+    run-directory write on rows put in a real TransferQueue (local Ray, 4 logical CPUs: with the
+    default on 2 cores TransferQueue's actors wait forever)."""
+    r = _run(f"""
+        import json, os
+        from hydra import compose, initialize_config_dir
+        import verl
+        from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
+        cdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+        with initialize_config_dir(config_dir=cdir, version_base=None):
+            cfg = compose("ppo_trainer", overrides=["trainer.v1.trainer_mode=tao_sync", "+tao.algo.shaping.coef=0.02"])
+        cls = get_trainer_cls(cfg.trainer.v1.trainer_mode)
+        t = cls(cfg)
+        out = {{"init": [cls.__name__, t.trainer_mode, type(t.replay_buffer).__name__, t.tao.algo.shaping.coef]}}
+
+        import ray, torch
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        import transfer_queue as tq
+        tq.init()
+        from omegaconf import OmegaConf
+        from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+        from taorl.integrations.verl.settings import tao_config
+        from taorl.models import load_tokenizer
+        spec = [("u0", 1.0, [1, 1, 0, 0, 1, 1], {{"n_call": 1, "n_ok": 1}}),
+                ("u0", 0.0, [1, 1, 0, 1], {{"n_call": 1, "n_ok": 1}}),
+                ("u1", 1.0, [1, 1, 1], None),
+                ("u1", 0.0, [1, 0, 1, 1, 1], {{"n_call": 1, "n_ok": 0, "void": True}})]
+        rows, keys = [], []
+        for s, (uid, score, mask, flags) in enumerate(spec):
+            n = len(mask)
+            rows.append({{"prompts": torch.tensor([5, 6, 7]), "responses": torch.arange(10, 10 + n),
+                         "response_mask": torch.tensor(mask), "loss_mask": torch.tensor(mask),
+                         "rm_scores": torch.zeros(n).index_fill_(0, torch.tensor([n - 1]), score),
+                         "entropy": torch.linspace(0.2, 1.5, n), "old_log_probs": -torch.ones(n),
+                         "rollout_log_probs": -torch.ones(n) * 1.1, "uid": uid,
+                         "extra_fields": {{"tao": flags}} if flags else {{}}}})
+            keys.append(f"{{uid}}_{{s % 2}}_0")
+        meta = tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(rows),
+                               tags=[{{"global_steps": 1, "status": "success"}}] * len(keys))
+        tr = cls.__new__(cls)
+        tr.config = OmegaConf.create({{"algorithm": {{"use_kl_in_reward": False, "adv_estimator": "grpo",
+                                                     "gamma": 1.0, "lam": 1.0, "norm_adv_by_std_in_grpo": True}},
+                                      "actor_rollout_ref": {{"rollout": {{"n": 2}}}},
+                                      "trainer": {{"experiment_name": "tq"}}}})
+        tr.tao = tao_config({{"algo": {{"filter": {{"group": {{"min_n": 2}}}}}},
+                              "logging": {{"runs_dir": {str(tmp_path)!r}, "run_name": "tq-run"}}}})
+        tr.global_steps, tr.total_training_steps, tr._tao_step, tr._tao_dump = 1, 1, None, None
+        tr.tokenizer = load_tokenizer("tiny")
+        metrics = {{}}
+        tr._compute_advantage(meta, metrics)
+        got = tq.kv_batch_get(keys=keys, partition_id="train",
+                              select_fields=["advantages", "returns", "response_mask", "loss_mask"])
+        for f in ("advantages", "returns", "response_mask", "loss_mask"):
+            out[f] = [x.tolist() for x in got[f].unbind()]
+        out["metrics"] = sorted(k for k in metrics if k.startswith("tao/"))
+        tr._tao_write(1, {{"actor/pg_loss": 0.5}})
+        ray.shutdown()
+        print("RESULT " + json.dumps(out))
+    """)
+    assert r.returncode == 0, r.stderr[-4000:]
+    import json
+
+    out = json.loads(r.stdout.split("RESULT ", 1)[1])
+    # the trap: the registered name is reset to "sync" before verl reads it -> the sync replay buffer
+    assert out["init"] == ["TaoSyncTrainer", "sync", "ReplayBuffer", 0.02]
+    A = 0.5 / np.sqrt(0.5)
+    assert out["response_mask"] == out["loss_mask"] == [[1, 1, 0, 0, 1, 1], [1, 1, 0, 1], [1, 1, 1], [0, 0, 0, 0, 0]]
+    adv = out["advantages"]
+    assert adv == out["returns"]
+    assert adv[0][:4] == pytest.approx([A, A, 0, 0], abs=1e-5) and adv[2] == pytest.approx([A] * 3, abs=1e-5)
+    assert adv[1][:3] == pytest.approx([-A, -A, 0], abs=1e-5) and adv[3] == [0.0] * 5
+    assert adv[0][4] != pytest.approx(A, abs=1e-4) and adv[1][3] != pytest.approx(-A, abs=1e-4)  # post-tool: shaped
+    assert "tao/post_tool_entropy" in out["metrics"] and "tao/shaping_factor_mean" in out["metrics"]
+    from taorl.store import open_run
+
+    run = open_run(tmp_path / "tq-run")
+    assert run.status == "finished" and run.metrics(wide=True)["actor/pg_loss"].to_list() == [0.5]
+    assert run.trajectories().sort("traj")["weight"].to_list() == [1.0, 1.0, 1.0, 0.0]

@@ -106,6 +106,10 @@ class TaoSyncTrainer(PPOTrainerSync):
     # ------------------------------------------------------------------------------------ run dir
     def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
         super()._compute_metrics(batch, metrics, timing_raw, global_steps=global_steps, epoch=epoch)
+        self._tao_write(int(global_steps), metrics)
+
+    def _tao_write(self, global_steps: int, metrics: dict) -> None:
+        """The step kept by _compute_advantage -> the taorl run directory (with verl's metrics)."""
         if self._tao_step is None:
             return
         rows, adv = self._tao_step
