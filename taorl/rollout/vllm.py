@@ -190,9 +190,10 @@ class VLLMEngine:
     """
 
     def __init__(self, llm, tokenizer, *, policy=None, weight_sync: str = "none",
-                 sleep_between_phases: bool = False, max_model_len: int | None = None):
+                 sleep_between_phases: bool = False, max_model_len: int | None = None, api=None):
         if weight_sync not in ("none", "weights", "lora_merged", "lora_request"):
             raise ValueError(f"weight_sync={weight_sync!r}")
+        self.api = api if api is not None else VllmApi()
         self.llm = llm
         self.tokenizer = tokenizer
         self.policy = policy
@@ -339,8 +340,8 @@ class VLLMEngine:
             self._ticks = backtick_ids(self.tokenizer)
         full_ok = self._check_logprob_mode(params)
         rid = f"taorl-{next(self._ids)}"
-        self._engine.add_request(rid, _tokens_prompt(prompt_ids),
-                                 self._vllm_params(params, cap, params.seed if seed is None else seed),
+        self._engine.add_request(rid, self.api.tokens_prompt(prompt_ids),
+                                 self.api.sampling_params(params, cap, params.seed if seed is None else seed),
                                  lora_request=self._lora)
         self._live[rid] = _Request(key, cap, params.stop_at_code_block, params.temperature == 0, full_ok)
 
@@ -410,20 +411,31 @@ class VLLMEngine:
                           "sampling/logp_diff_* will show the difference", stacklevel=3)
         return ok
 
-    def _vllm_params(self, params: SamplingParams, cap: int, seed: int):
+
+
+def sampling_kwargs(params: SamplingParams, cap: int, seed: int) -> dict[str, Any]:
+    """vllm.SamplingParams arguments of one request (output_kind DELTA is added by VllmApi): the
+    sampled token's log-prob only (logprobs=0), no detokenisation (taorl decodes only when a
+    backtick arrives), top_k -1 = off, a 31-bit seed."""
+    return {"n": 1, "temperature": float(params.temperature), "top_p": float(params.top_p),
+            "top_k": int(params.top_k) if params.top_k > 0 else -1, "max_tokens": int(cap),
+            "seed": int(seed) % (2**31 - 1), "logprobs": 0, "detokenize": False}
+
+
+class VllmApi:
+    """The two vLLM objects a request is made of, built lazily from the installed vllm (a test drives
+    VLLMEngine with a fake engine and its own api object of the same two methods)."""
+
+    def sampling_params(self, params: SamplingParams, cap: int, seed: int):
         from vllm import SamplingParams as VSP
         from vllm.sampling_params import RequestOutputKind
 
-        return VSP(n=1, temperature=float(params.temperature), top_p=float(params.top_p),
-                   top_k=int(params.top_k) if params.top_k > 0 else -1, max_tokens=int(cap),
-                   seed=int(seed) % (2**31 - 1), logprobs=0, detokenize=False,
-                   output_kind=RequestOutputKind.DELTA)
+        return VSP(**sampling_kwargs(params, cap, seed), output_kind=RequestOutputKind.DELTA)
 
+    def tokens_prompt(self, ids: list[int]):
+        from vllm.inputs import TokensPrompt
 
-def _tokens_prompt(ids: list[int]):
-    from vllm.inputs import TokensPrompt
-
-    return TokensPrompt(prompt_token_ids=[int(i) for i in ids])
+        return TokensPrompt(prompt_token_ids=[int(i) for i in ids])
 
 
 def _engine_logprobs_mode(llm) -> str | None:
