@@ -5,7 +5,10 @@ read from the source (module level and inside functions), so a lazy import count
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
+
+import pytest
 
 import taorl
 
@@ -80,3 +83,17 @@ def test_core_never_imports_the_lab():
     for m, deps in g.items():
         if m.startswith(CORE):
             assert not any(d.startswith("taorl.lab") for d in deps), (m, sorted(deps))
+
+
+def test_a_run_whose_start_fails_is_not_left_running(tmp_path):
+    """The sandbox cannot start: no run directory claims to be running (the writer starts last)."""
+    from taorl.config import load_config
+    from taorl.errors import UserError
+    from taorl.train.trainer import Trainer
+
+    cfg = load_config(Path(taorl.__file__).parents[1] / "configs" / "tiny.yaml",
+                      ["tool.python=/nonexistent/python", "logging.progress=false"])
+    with pytest.raises(UserError, match="no such interpreter"):
+        Trainer(cfg, tmp_path / "run")
+    manifest = tmp_path / "run" / "manifest.json"
+    assert not manifest.exists() or json.loads(manifest.read_text())["status"] != "running"
