@@ -319,13 +319,15 @@ _CODE_COMPAT: dict[str, Any] = {
     "algo.filter.group.refill": "replicate",  # ceil(B / n) copies of each valid group, B of them at random
     "algo.filter.group.rule": "code",  # std over all rollouts; band on the mean reward only when acc_low != 0
     "algo.filter.tool.scale_advantage": True,  # criterion 1 scales the advantage and the loss mask by 1 - s
+    "algo.filter.overlong_mask": False,  # no per-rollout overlong mask (only the group-level min_n)
     "algo.loss.agg": "micro-token-mean",  # mean of per-micro-batch Σ w l / Σ w
     "algo.loss.entropy_coef": 0.001,  # its training script's entropy_coeff
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "code_compat": _CODE_COMPAT,
-    "code_script": {**_CODE_COMPAT, "algo.shaping.enabled": False, "algo.filter.tool.enabled": False},
+    "code_script": {**_CODE_COMPAT, "algo.shaping.enabled": False, "algo.filter.tool.enabled": False,
+                    "rollout.oversample": 3.0},
 }
 
 

@@ -38,10 +38,11 @@ def test_code_compat_applies_the_preset():
     assert sc.gate == "all" and sc.norm_scope == "micro_batch" and sc.empty_gate == "all" and sc.enabled
     assert sc.detach is False and fc.group.refill == "replicate" and fc.group.rule == "code"
     assert fc.tool.scale_advantage and fc.tool.enabled and lc.agg == "micro-token-mean"
-    assert lc.entropy_coef == 0.001
+    assert lc.entropy_coef == 0.001 and fc.overlong_mask is False and fc.void_turn_mask
     script = load_config(None, ["preset=code_script"])
     assert not script.algo.shaping.enabled and not script.algo.filter.tool.enabled
     assert script.algo.loss.entropy_coef == 0.001 and script.algo.shaping.gate == "all"
+    assert script.rollout.oversample == 3.0
 
 
 def test_variant_names_come_from_the_registries():
