@@ -514,3 +514,55 @@ def test_trainer_against_a_real_transfer_queue(tmp_path):
     run = open_run(tmp_path / "tq-run")
     assert run.status == "finished" and run.metrics(wide=True)["actor/pg_loss"].to_list() == [0.5]
     assert run.trajectories().sort("traj")["weight"].to_list() == [1.0, 1.0, 1.0, 0.0]
+
+
+# ------------------------------------------------------------------------------------ configs
+def test_configs_compose_and_validate_with_verl():
+    """configs/verl/tao_rl.yaml through Hydra and verl's own checks; its `tao:` block through taorl's;
+    configs/verl/tools.yaml through verl's tool registry."""
+    r = _run("""
+        import os
+        from hydra import compose, initialize_config_dir
+        from omegaconf import OmegaConf
+        from verl.trainer.ppo.utils import need_critic, need_reference_policy
+        from verl.utils.config import omega_conf_to_dataclass, validate_config
+        from verl.tools.tool_registry import initialize_tools_from_config
+        from taorl.integrations.verl.settings import tao_config
+        with initialize_config_dir(config_dir=os.path.abspath("configs/verl"), version_base=None):
+            cfg = compose("tao_rl", overrides=["data.train_files=x.parquet", "data.val_files=y.parquet"])
+        OmegaConf.resolve(cfg)
+        validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+        actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+        rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
+        omega_conf_to_dataclass(cfg.algorithm)
+        tao = tao_config(cfg.tao)
+        print("RESULT", cfg.trainer.v1.trainer_mode, rollout.agent.default_agent_loop, rollout.n,
+              rollout.response_length, actor.clip_ratio_high, actor.optim.lr, tao.algo.shaping.coef,
+              tao.rollout.max_turns)
+        tools = initialize_tools_from_config("configs/verl/tools.yaml")
+        print("TOOLS", [type(t).__name__ for t in tools], tools[0].name, tools[0].tool_cfg.workers)
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split("RESULT ")[1].split("\n")[0].split() == [
+        "tao_sync", "tao_tir_agent", "16", "4000", "0.28", "1e-06", "0.01", "5"]
+    assert "TOOLS ['PythonSandboxTool'] python 8" in r.stdout
+    from pathlib import Path
+
+    head = Path(ROOT, "configs", "verl", "tao_rl.yaml").read_text().split("\nhydra:")[0]
+    assert "python -m verl.trainer.main_ppo --config-path=$PWD/configs/verl --config-name=tao_rl" in head
+    assert "Several nodes" in head and "trainer.nnodes" in head
+
+
+def test_reward_and_data_files(tmp_path):
+    import pyarrow.parquet as pq
+
+    from taorl.integrations.verl.data import main as data_main
+    from taorl.integrations.verl.reward import compute_score
+
+    assert compute_score("procedural", "x = 6*7\n\\boxed{42}", "42")["score"] == 1.0
+    assert compute_score("procedural", "\\boxed{41}", "42")["score"] == 0.0
+    assert data_main([str(tmp_path), "--n", "5", "--difficulty", "1"]) == 0
+    rows = pq.read_table(tmp_path / "train.parquet").to_pylist()
+    assert len(rows) == 5 and rows[0]["agent_name"] == "tao_tir_agent"
+    assert [m["role"] for m in rows[0]["prompt"]] == ["system", "user"]
+    assert rows[0]["reward_model"]["style"] == "rule" and rows[0]["extra_info"]["problem_id"]

@@ -48,4 +48,11 @@ class TaoTIRAgentLoop(AgentLoopBase):
         return AgentLoopOutput(prompt_ids=prompt_ids, response_ids=ep.response_ids,
                                response_mask=ep.response_mask, response_logprobs=ep.response_logprobs,
                                num_turns=2 * ep.n_turns, metrics=AgentLoopMetrics(),
-                               extra_fields={"tao": ep.flags()})
+                               extra_fields={"tao": {**ep.flags(), "problem_id": _problem_id(kwargs)}})
+
+
+def _problem_id(kwargs: dict) -> str | None:
+    """The dataset's extra_info.problem_id (taorl.integrations.verl.data writes it), else None."""
+    info = kwargs.get("extra_info") or {}
+    pid = info.get("problem_id") if hasattr(info, "get") else None
+    return None if pid is None else str(pid)

@@ -90,7 +90,7 @@ def to_trajectories(rows: VerlRows, adv: StepAdvantage, decode: Callable[[list[i
             calls = [ToolCall(turn=int(k), code="", status=str(s), wall_ms=float(ms))
                      for k, s, ms in zip(f.get("call_turns", []), f.get("statuses", []), f.get("call_ms", []))]
             problem = decode(rows.prompts[r])
-            t = Trajectory(group=g, index=i, problem_id=rows.uids[r], problem=problem,
+            t = Trajectory(group=g, index=i, problem_id=str(f.get("problem_id") or rows.uids[r]), problem=problem,
                            answer="" if rows.answers is None else str(rows.answers[r] or ""),
                            prompt_ids=list(rows.prompts[r]), response_ids=list(rows.responses[r]),
                            segment=seg, turn=turn,
