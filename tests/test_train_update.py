@@ -172,3 +172,42 @@ def test_token_records_line_up_with_rollouts():
     m = out["metrics"]
     assert {"tao/post_tool_entropy", "tao/other_entropy", "entropy", "sampling/logp_diff_mean",
             "sampling/logp_diff_max", "clip_ratio/high_mean", "tao/shaping_factor_mean"} <= set(m)
+
+
+def test_code_compat_update_is_the_released_codes_micro_batch_rule():
+    """preset code_compat against the released code's rule written out here, micro-batch by micro-batch:
+    Ĥ from μ, σ of the micro-batch's weight > 0 tokens (population std, gradient kept), every
+    trained token shaped (gate all), l_t = -Ã_t ρ_t - λ H_t (ratio 1 at the first update, inside the
+    clip range), loss = Σ_t w_t l_t / Σ_t w_t per micro-batch, scaled by its rollout count / 8."""
+    by_group = _rollouts()
+    adv, w = _adv_weights(by_group)
+    w[1, 2] = 0.5  # a fractional weight (criterion 1 with s = 0.5): Σ w differs from the token count
+    over = ["preset=code_compat", "algo.shaping.coef=0.5", "train.mini_batch_prompts=2", "train.micro_batch_size=3"]
+    p = _policy()
+    opt = torch.optim.SGD(p.trainable_parameters(), lr=1.0)
+    ppo_update(p, opt, _cfg(*over), by_group, [0, 1], adv, w, pad_id=0, lr=1.0)
+    got = copy.deepcopy(p.model.state_dict())
+
+    q = _policy()
+    trajs = [t for row in by_group for t in row]
+    a, wt = adv.reshape(-1), w.reshape(-1)
+    total = 0.0
+    for lo in range(0, 8, 3):
+        idx = list(range(lo, min(lo + 3, 8)))
+        b = TokenBatch.from_trajectories([trajs[i] for i in idx], a[idx], wt[idx], 0)
+        hidden = q.hidden_states(b.input_ids, b.attention_mask)
+        logp, H = logprobs_and_entropy_from_hidden(hidden, q.lm_head_weight, b.targets, 1.0, 16)
+        tw = b.weight  # rollout weight x loss mask
+        valid = H[tw > 0]
+        mu, sd = valid.mean(), valid.std(unbiased=False)
+        h_norm = (H - mu) / (sd + 1e-8)
+        shaped = torch.where(tw > 0, b.adv * (1 + 0.5 * h_norm), b.adv)
+        ratio = torch.exp(logp - logp.detach())
+        per_tok = -shaped * ratio - 0.001 * H
+        loss_mb = (tw * per_tok).sum() / tw.sum()
+        total = total + loss_mb * len(idx) / 8
+    total.backward()
+    for n, v in q.model.named_parameters():
+        ref = (v - v.grad).detach()
+        err = (got[n] - ref).abs().max()
+        assert err <= 1e-4 * max(1.0, float(ref.abs().max())), (n, float(err))
