@@ -33,7 +33,7 @@ verl = pytest.importorskip(
 
 from omegaconf import OmegaConf
 
-from taorl.algo import TokenBatch, filter_groups, group_advantages, tao_loss, trajectory_weights
+from taorl.algo import TokenBatch, decide_rollouts, tao_loss
 from taorl.config import load_config
 from taorl.integrations.verl.advantage import grpo_estimator, tao_advantage
 from taorl.integrations.verl.layout import turns_from_mask
@@ -168,16 +168,8 @@ def _random_step(gen: torch.Generator, N: int, G: int):
 
 def _taorl_path(trajs, cfg, N, G, entropy_resp):
     """What taorl's own trainer computes (taorl/train/trainer.py train_step, update), per rollout."""
-    def grid(f, dtype):
-        return torch.tensor([[f(trajs[g * G + i]) for i in range(G)] for g in range(N)], dtype=dtype)
-    rewards = grid(lambda t: t.reward, torch.float64)
-    truncated = grid(lambda t: t.truncated, torch.bool)
-    tdec = trajectory_weights(grid(lambda t: t.n_call, torch.long), grid(lambda t: t.n_ok, torch.long),
-                              grid(lambda t: t.void, torch.bool), truncated, cfg.algo.filter)
-    gdec = filter_groups(rewards, truncated, cfg.algo.filter.group, N, 0, stats_mask=tdec.stats_mask)
-    adv = group_advantages(rewards, cfg.algo.adv, cfg.algo.adv_eps, tdec.stats_mask)
-    adv = torch.where(gdec.kept[:, None], adv, torch.zeros_like(adv)).reshape(-1)
-    w = torch.where(gdec.kept[:, None], tdec.weights, torch.zeros_like(tdec.weights)).reshape(-1)
+    dec = decide_rollouts([trajs[g * G:(g + 1) * G] for g in range(N)], cfg.algo, N, 0)
+    adv, w = dec.adv.reshape(-1), dec.weights.reshape(-1)
     batch = TokenBatch.from_trajectories(trajs, adv, w, pad_id=0)
     ent = torch.zeros(batch.loss_mask.shape)
     for j, t in enumerate(trajs):
@@ -199,6 +191,7 @@ def _taorl_path(trajs, cfg, N, G, entropy_resp):
     ["algo.filter.tool.strength=0.5", "algo.filter.tool.baseline=exclude", "algo.filter.group.min_n=2"],
     ["algo.shaping.form=additive"],
     ["algo.shaping.gate=entropy_quantile", "algo.shaping.quantile=0.5"],
+    ["algo.filter.tool.strength=0.5", "algo.filter.tool.scale_advantage=true", "algo.shaping.norm_scope=batch"],
 ])
 def test_advantage_equals_taorl_trainer_path_on_random_batches(overrides):
     cfg = load_config(None, ["algo.filter.group.min_n=3", *overrides])

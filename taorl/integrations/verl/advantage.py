@@ -5,11 +5,10 @@ old policy's per-token entropy H_t (verl v1 stores it before the advantage step)
 agent loop recorded (n_call, n_ok, void, truncated, turn_ok; TaoTIRAgentLoop puts them in
 extra_fields["tao"]). The steps are those of taorl's own trainer (taorl/train/trainer.py):
 
-    1. criterion 1 / void / overlong   taorl.algo.trajectory_weights  -> w_i, reason_i, stats mask
-    2. criterion 2                     taorl.algo.filter_groups        -> kept groups (all survivors:
-                                       verl's batch is fixed, so a dropped group's rows get w = 0)
-    3. GRPO / Dr.GRPO                  taorl.algo.group_advantages     -> Â_i, 0 on dropped groups
-    4. post-tool gate, Ĥ, shaping      taorl.algo.tao_loss on the rows -> Ã_t = Â_i (1 + a g_t Ĥ_t)
+    1-3. taorl.algo.step.decide, the trainer's step decision: criterion 1 / void / overlong weights
+         w_i and reasons, criterion 2 (B = all groups: verl's batch is fixed, so a dropped group's
+         rows get w = 0), Â_i by the registered estimator (algo.adv: grpo, drgrpo, ...)
+    4.   post-tool gate, Ĥ, shaping: taorl.algo.tao_loss on the rows -> Ã_t = Â_i (1 + a g_t Ĥ_t)
 
 and what goes back to verl is A_t = w_i · Ã_t on the model tokens. With 0 < w_i ≤ 1 this is exactly
 the taorl loss: every term of the clipped PPO objective (clip-higher, dual-clip) is positively
@@ -32,14 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from taorl.algo import (
-    TokenBatch,
-    broadcast_to_tokens,
-    filter_groups,
-    group_advantages,
-    tao_loss,
-    trajectory_weights,
-)
+from taorl.algo import TokenBatch, broadcast_to_tokens, group_advantages, tao_loss
+from taorl.algo.step import decide
 from taorl.config import Config
 from taorl.integrations.verl.layout import groups_of, turns_from_mask
 from taorl.types import SEG_MODEL
@@ -60,6 +53,7 @@ class StepAdvantage:
     group_reason: list[str | None]  # [N], None for kept groups
     gdec: object  # taorl.algo.GroupDecision
     tdec: object  # taorl.algo.TrajDecision
+    decision: object  # taorl.algo.StepDecision
     segment: Tensor  # [B, T]
     turn: Tensor  # [B, T]
     per_token: dict[str, Tensor] = field(default_factory=dict)  # gate, entropy_norm, factor, shaped_adv, ...
@@ -92,17 +86,11 @@ def tao_advantage(scores: Tensor | Sequence[float], uids: Sequence, response_mas
     def grid(key, default, dtype):
         return torch.tensor([[_flag(flags, r, key, default) for r in rows] for rows in groups], dtype=dtype)
 
-    rewards = torch.stack([scores[rows] for rows in groups])
-    truncated = grid("truncated", False, torch.bool)
-    # 1. criterion 1 / void / overlong -> weights; 2. criterion 2 (no selection: B = N)
-    tdec = trajectory_weights(grid("n_call", 0, torch.long), grid("n_ok", 0, torch.long),
-                              grid("void", False, torch.bool), truncated, algo.filter)
-    gdec = filter_groups(rewards, truncated, algo.filter.group, N, torch.Generator().manual_seed(seed),
-                         stats_mask=tdec.stats_mask)
-    # 3. group advantages, zero (and weight zero) in dropped groups
-    adv = group_advantages(rewards, algo.adv, algo.adv_eps, tdec.stats_mask)
-    adv = torch.where(gdec.kept[:, None], adv, torch.zeros_like(adv))
-    w = torch.where(gdec.kept[:, None], tdec.weights, torch.zeros_like(tdec.weights))
+    # 1-3. the trainer's step decision on [N, G] facts (no selection: B = N)
+    dec = decide(torch.stack([scores[rows] for rows in groups]), grid("n_call", 0, torch.long),
+                 grid("n_ok", 0, torch.long), grid("void", False, torch.bool), grid("truncated", False, torch.bool),
+                 algo, N, torch.Generator().manual_seed(seed))
+    tdec, gdec, adv, w = dec.traj, dec.groups, dec.adv, dec.weights
 
     row_adv, row_w = torch.zeros(B), torch.zeros(B)
     reason: list[str | None] = [None] * B
@@ -140,7 +128,7 @@ def tao_advantage(scores: Tensor | Sequence[float], uids: Sequence, response_mas
     return StepAdvantage(advantages=advantages, response_mask=out_mask, rollout_adv=row_adv, weight=row_w,
                          reason=reason, groups=groups, uids=group_uids, kept=gdec.kept,
                          group_reason=[None if bool(gdec.kept[g]) else gdec.reason[g] for g in range(N)],
-                         gdec=gdec, tdec=tdec, segment=segment, turn=turn, per_token=per_token,
+                         gdec=gdec, tdec=tdec, decision=dec, segment=segment, turn=turn, per_token=per_token,
                          metrics=metrics)
 
 
