@@ -3,7 +3,7 @@
 verl's stock `tool_agent` renders tool results as chat-template `role: tool` messages; TAO-RL (like
 SimpleTIR) appends the raw observation "\\nCode execution result: ...\\n" to the assistant's own text
 and cuts each turn after its first complete code block. This loop does exactly that through
-taorl.integrations.verl.turns.run_episode: the prompt comes from verl's Continuous Token builder
+taorl.integrations.verl.turns.run_episode with taorl's Python tool (taorl.tools.python_tool): the prompt comes from verl's Continuous Token builder
 (the dataset's `raw_prompt` messages), every later token is either an id the server returned
 (mask 1, its log-prob) or an observation id (mask 0), and the sandbox is taorl's.
 
@@ -23,7 +23,8 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetr
 
 from taorl.integrations.verl.settings import tao_config
 from taorl.integrations.verl.turns import TurnFormat, run_episode
-from taorl.integrations.verl.verl_tool import run_code
+from taorl.integrations.verl.verl_tool import shared_sandbox
+from taorl.tools.python_tool import PythonTool
 
 
 @register("tao_tir_agent")
@@ -43,7 +44,7 @@ class TaoTIRAgentLoop(AgentLoopBase):
                                                      sampling_params={**sampling_params, "max_tokens": max_tokens})
             return out.token_ids, out.log_probs
 
-        ep = await run_episode(generate, lambda code: run_code(self.tao.tool, code), self.tokenizer,
+        ep = await run_episode(generate, PythonTool(shared_sandbox(self.tao.tool)), self.tokenizer,
                                prompt_ids, self.fmt)
         return AgentLoopOutput(prompt_ids=prompt_ids, response_ids=ep.response_ids,
                                response_mask=ep.response_mask, response_logprobs=ep.response_logprobs,

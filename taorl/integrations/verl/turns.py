@@ -1,20 +1,23 @@
-"""The spec §1 turn format for one rollout, tokens in / tokens out, behind two async callables.
+"""The spec §1 turn format for one rollout, tokens in / tokens out, behind a callable and a Tool.
 
     generate(ids, max_tokens) -> (token_ids, log_probs)     the model server (verl's server_manager)
-    run_code(code)            -> taorl.tools.ToolResult      the sandbox (PythonSandboxTool)
+    tool                                                     a taorl.tools.base.Tool, the interface of
+                                                             taorl's own rollout loop (find_call,
+                                                             run_many, render): PythonTool + sandbox
 
 Turn k: the server continues prompt + response so far; its ids are cut right after the token with
 which the first complete fenced Python block closes (taorl.tools.parse.complete_block_end, the rule
-of taorl's hf and vLLM engines; a server cannot stop there by itself, so later ids are dropped with
-their log-probs) and appended with mask 1. Then, as in taorl.rollout.loop:
+of taorl's hf and vLLM engines, for a tool that stops_at_code_block; a server cannot stop there by
+itself, so later ids are dropped with their log-probs) and appended with mask 1. Then, as in
+taorl.rollout.loop (only the turn's prose, outside the call's span, can end the episode):
 
     \\boxed{ in the turn's prose      -> finish "answer"
-    a complete code block             -> run it; "\\nCode execution result: <stdout | last stderr line>\\n"
+    a call (tool.find_call)           -> run it; tool.render: "\\nCode execution result: ...\\n"
                                          (≤ obs_max_chars chars) is tokenized alone, cut to
                                          obs_max_tokens, appended with mask 0 and log-prob 0
     \\boxed{ in the observation       -> finish "answer" (final_answer(x) printed it)
     response budget reached           -> truncated, finish "length"
-    neither block nor \\boxed         -> void turn, finish "void"
+    neither call nor \\boxed          -> void turn, finish "void"
     last turn                         -> finish "max_turns"
 
 The model's ids are never decoded and re-encoded; decoding is for parsing and display only.
@@ -22,11 +25,11 @@ The model's ids are never decoded and re-encoded; decoding is for parsing and di
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from taorl.tools.observation import format_observation
-from taorl.tools.parse import complete_block_end, first_code_block
+from taorl.tools.parse import complete_block_end
 from taorl.types import ToolCall
 
 BOXED = "\\boxed{"
@@ -80,15 +83,17 @@ class Episode:
                 "call_turns": [c.turn for c in self.tool_calls], "text": self.text}
 
 
-def cut_after_first_block(tokenizer, ids: list[int], logprobs: list[float] | None) -> tuple[list[int], list[float], bool]:
-    """Keep ids up to and including the one with which the first complete Python block closes.
+def cut_after_first_block(tokenizer, ids: list[int], logprobs: list[float] | None,
+                          stops: bool = True) -> tuple[list[int], list[float], bool]:
+    """Keep ids up to and including the one with which the first complete Python block closes
+    (nothing is cut when `stops` is False: a tool whose calls are not code blocks).
 
     Only prefixes ending in a token whose text holds a backtick can close a block, so only those are
     decoded. Returns (ids, logprobs, cut)."""
     lps = list(logprobs) if logprobs is not None else [0.0] * len(ids)
     if len(lps) != len(ids):
         raise ValueError(f"model server returned {len(ids)} ids but {len(lps)} log-probs")
-    if complete_block_end(tokenizer.decode(ids)) is None:
+    if not stops or complete_block_end(tokenizer.decode(ids)) is None:
         return list(ids), lps, False
     for n in range(1, len(ids) + 1):
         if "`" in tokenizer.decode(ids[n - 1:n]) and complete_block_end(tokenizer.decode(ids[:n])) is not None:
@@ -97,8 +102,7 @@ def cut_after_first_block(tokenizer, ids: list[int], logprobs: list[float] | Non
 
 
 async def run_episode(generate: Callable[[list[int], int], Awaitable[tuple[list[int], list[float] | None]]],
-                      run_code: Callable[[str], Awaitable], tokenizer, prompt_ids: list[int],
-                      fmt: TurnFormat) -> Episode:
+                      tool, tokenizer, prompt_ids: list[int], fmt: TurnFormat) -> Episode:
     """One rollout in the spec §1 format (see the module doc)."""
     ep = Episode()
     budget = fmt.max_response_tokens
@@ -108,31 +112,32 @@ async def run_episode(generate: Callable[[list[int], int], Awaitable[tuple[list[
             ep.truncated, ep.finish = True, "length"
             break
         raw_ids, raw_lps = await generate(list(prompt_ids) + ep.response_ids, cap)
-        ids, lps, _ = cut_after_first_block(tokenizer, list(raw_ids)[:cap], None if raw_lps is None else list(raw_lps)[:cap])
+        ids, lps, _ = cut_after_first_block(tokenizer, list(raw_ids)[:cap],
+                                            None if raw_lps is None else list(raw_lps)[:cap],
+                                            tool.stops_at_code_block)
         ep.response_ids += ids
         ep.response_mask += [1] * len(ids)
         ep.response_logprobs += [float(x) for x in lps]
         ep.n_turns = k + 1
         text = tokenizer.decode(ids)
         ep.pieces.append(text)
-        block = first_code_block(text)
-        code = block.code if block is not None else None
-        prose = text.replace(code, "") if code else text  # \boxed{ printed by the code is the tool's business
+        call = tool.find_call(text)
+        prose = call.prose(text) if call is not None else text  # \boxed{ inside the call is the tool's business
         if BOXED in prose:
             ep.finish = "answer"
             ep.truncated = len(ep.response_ids) >= budget
             break
-        if code is None:
+        if call is None:
             if len(ep.response_ids) >= budget:
                 ep.truncated, ep.finish = True, "length"
             else:
                 ep.void, ep.finish = True, "void"
             break
-        res = await run_code(code)
-        ep.tool_calls.append(ToolCall(turn=k, code=code, status=res.status, stdout=res.stdout,
+        (res,) = await asyncio.get_running_loop().run_in_executor(None, tool.run_many, [call])
+        ep.tool_calls.append(ToolCall(turn=k, code=call.code, status=res.status, stdout=res.stdout,
                                       stderr_last=res.stderr_last, wall_ms=float(res.wall_ms),
                                       no_output_ok=not fmt.ok_requires_stdout))
-        full = list(tokenizer.encode(format_observation(res, fmt.obs_max_chars), add_special_tokens=False))
+        full = list(tokenizer.encode(tool.render(res, fmt.obs_max_chars), add_special_tokens=False))
         full = full[:fmt.obs_max_tokens]
         obs = full[:max(budget - len(ep.response_ids), 0)]
         ep.response_ids += obs
