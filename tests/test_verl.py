@@ -335,6 +335,7 @@ def test_two_turn_rollout_through_the_sandbox(tiny_tokenizer):
     f = out.extra_fields["tao"]
     assert (f["n_call"], f["n_ok"], f["statuses"], f["finish"], f["void"], f["n_turns"]) == \
         (1, 1, ["ok"], "answer", False, 2)
+    assert out.num_turns == 4  # user, assistant, tool, assistant
     assert tok.decode(out.response_ids) == "Let me compute.\n```python\nprint(6*7)\n```\nCode execution result: 42\n" \
                                            "So the answer is \\boxed{42}."
 

@@ -48,7 +48,8 @@ class TaoTIRAgentLoop(AgentLoopBase):
                                prompt_ids, self.fmt)
         return AgentLoopOutput(prompt_ids=prompt_ids, response_ids=ep.response_ids,
                                response_mask=ep.response_mask, response_logprobs=ep.response_logprobs,
-                               num_turns=2 * ep.n_turns, metrics=AgentLoopMetrics(),
+                               num_turns=1 + ep.n_turns + len(ep.tool_calls),  # user + assistant + tool, as verl counts
+                               metrics=AgentLoopMetrics(),
                                extra_fields={"tao": {**ep.flags(), "problem_id": _problem_id(kwargs)}})
 
 
