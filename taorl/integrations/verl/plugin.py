@@ -16,6 +16,7 @@ Registered names:
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import traceback
 
@@ -48,8 +49,15 @@ def require() -> None:
 def _register() -> None:
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
-    from taorl.integrations.verl import agent_loop, trainer, verl_tool  # noqa: F401  (register on import)
+    from taorl.integrations.verl import agent_loop, verl_tool  # noqa: F401  (register on import)
     from taorl.integrations.verl.advantage import grpo_estimator
+
+    # verl's v1 trainer needs TransferQueue (the verl-core extra); without it only tao_sync is missing
+    if importlib.util.find_spec("transfer_queue") is not None:
+        from taorl.integrations.verl import trainer  # noqa: F401
+    else:
+        print("taorl verl plugin: transfer_queue is not installed, so trainer 'tao_sync' is not registered "
+              "(pip install 'verl[verl-core]==0.9.1')", file=sys.stderr)
 
     if ADV_ESTIMATOR_REGISTRY.get(NAMES["adv_estimator"]) is not grpo_estimator:
         register_adv_est(NAMES["adv_estimator"])(grpo_estimator)
