@@ -202,18 +202,41 @@ def describe(plans: list[RunPlan], spec: ExperimentSpec, out: Path) -> list[str]
 
 
 # ----------------------------------------------------------------------------------------- run
-def run_experiment(spec: ExperimentSpec, out: str | Path, *, figures_png: bool = True,
-                   log: Callable[[str], None] = print) -> Path:
-    """Train and evaluate every (arm, seed) not done yet, then write the report. Returns the report dir."""
-    from taorl.experiment.report import write_report
+def train_run(plan: RunPlan) -> None:
+    """Train (or resume) one run with the normal trainer."""
     from taorl.train.trainer import Trainer
+
+    if plan.action == "start" and plan.dir.exists():
+        shutil.rmtree(plan.dir)
+    Trainer(plan.cfg, plan.dir, resume=plan.action == "resume").run()
+
+
+def _in_process(out: Path, arm: str, seed: int, what: str, log: Callable[[str], None]) -> None:
+    """Run `python -m taorl.experiment.worker OUT ARM SEED WHAT` and wait: every training and every
+    evaluation gets a fresh process (GPU engines such as vLLM allow one engine per process, and the
+    memory of one run never leaks into the next)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "taorl.experiment.worker", str(out), arm, str(seed), what]
+    rc = subprocess.run(cmd).returncode
+    if rc != 0:
+        raise UserError(f"{arm} seed {seed}: {what} failed (exit code {rc}; command: {' '.join(cmd)}); "
+                        f"fix the cause and run the same experiment command again: finished runs are kept")
+
+
+def run_experiment(spec: ExperimentSpec, out: str | Path, *, figures_png: bool = True,
+                   log: Callable[[str], None] = print, isolate: bool = True) -> Path:
+    """Train and evaluate every (arm, seed) not done yet, then write the report. Returns the report dir.
+
+    isolate: each training and evaluation in its own process (default); False runs them here."""
+    from taorl.experiment.report import write_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plans = plan_experiment(spec, out)
     write_spec(spec, out)
-    cfg0 = plans[0].cfg
-    problems, dropped = held_out_problems(spec, cfg0)
+    problems, dropped = held_out_problems(spec, plans[0].cfg)
     log(f"experiment {spec.name}: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {out}")
     log(f"held-out: {len(problems)} procedural problems (difficulty {spec.eval.difficulty}, seed "
         f"{spec.eval.seed}; {dropped} dropped as also in the training pool)")
@@ -222,30 +245,39 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, figures_png: bool =
         log(line)
         t0 = time.perf_counter()
         if p.action in ("start", "resume"):
-            if p.action == "start" and p.dir.exists():
-                shutil.rmtree(p.dir)
-            trainer = Trainer(p.cfg, p.dir, resume=p.action == "resume")
-            trainer.run()
-            del trainer
-            gc.collect()
+            if isolate:
+                _in_process(out, p.arm, p.seed, "train", log)
+            else:
+                train_run(p)
+                gc.collect()
             log(f"      trained in {time.perf_counter() - t0:.0f} s -> {p.dir}")
-        todo = [s for s in spec.eval_steps(p.cfg.train.steps)
-                if not heldout_file(out, p.arm, p.seed, s).is_file()]
-        if todo:
-            evaluate_run(spec, p, out, problems, todo, log=log)
-            gc.collect()
-        elapsed = time.perf_counter() - t_all
+        if any(not heldout_file(out, p.arm, p.seed, s).is_file() for s in spec.eval_steps(p.cfg.train.steps)):
+            if isolate:
+                _in_process(out, p.arm, p.seed, "eval", log)
+            else:
+                evaluate_pending(spec, out, p, problems, log)
+                gc.collect()
         if i < len(plans):
-            log(f"      {i}/{len(plans)} runs done, {elapsed / 60:.1f} min so far")
+            log(f"      {i}/{len(plans)} runs done, {(time.perf_counter() - t_all) / 60:.1f} min so far")
     report = write_report(spec, out, held_out=(len(problems), dropped), figures_png=figures_png, log=log)
     log(f"report: {report / 'report.md'}")
-    log(f"browse the runs: taorl dashboard {out / 'runs'}   (Ablations page shows this report)")
+    log(f"browse the runs: taorl dashboard {out / 'runs'}   (the Ablations page shows this report)")
     return report
 
 
-def write_spec(spec: ExperimentSpec, out: Path) -> None:
+def evaluate_pending(spec: ExperimentSpec, out: Path, plan: RunPlan, problems: list,
+                     log: Callable[[str], None] = print) -> None:
+    todo = [s for s in spec.eval_steps(plan.cfg.train.steps) if not heldout_file(out, plan.arm, plan.seed, s).is_file()]
+    if todo:
+        evaluate_run(spec, plan, out, problems, todo, log=log)
+
+
+def write_spec(spec: ExperimentSpec, out: Path) -> Path:
+    """<out>/experiment.yaml: the experiment as run (what the worker processes read)."""
     import yaml
 
     d = spec.model_dump(exclude={"path"})
-    d["config"] = str(spec.base_config_path())
-    (Path(out) / "experiment.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    d["config"] = str(spec.base_config_path().resolve())
+    f = Path(out) / "experiment.yaml"
+    f.write_text(yaml.safe_dump(d, sort_keys=False))
+    return f

@@ -1,0 +1,160 @@
+"""taorl experiment: interval maths by hand, the experiment file's errors, and one end-to-end
+experiment on the tiny model (2 arms x 2 seeds, real trainer, real sandbox, real Parquet), resumed."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from taorl.errors import UserError
+from taorl.experiment.spec import load_experiment
+from taorl.experiment.stats import T975, mean_interval, paired_difference, t975
+
+ROOT = Path(__file__).parents[1]
+
+
+# ------------------------------------------------------------------------------------ statistics
+def test_interval_by_hand():
+    # x = 0.5, 0.7, 0.6: mean 0.6; s^2 = (0.01 + 0.01 + 0) / 2 = 0.01, s = 0.1;
+    # half = t_{0.975,2} * 0.1 / sqrt(3) = 4.302652729749464 * 0.0577350269 = 0.248413...
+    iv = mean_interval([0.5, 0.7, 0.6])
+    assert iv.n == 3 and iv.mean == pytest.approx(0.6) and iv.std == pytest.approx(0.1)
+    assert iv.low == pytest.approx(0.6 - 0.2484138) and iv.high == pytest.approx(0.6 + 0.2484138)
+    # two seeds: s = |x1 - x2| / sqrt(2), half = 12.7062 * s / sqrt(2) = 12.7062 * |x1 - x2| / 2
+    iv2 = mean_interval([1.0, 3.0])
+    assert (iv2.low, iv2.high) == pytest.approx((2.0 - 12.706204736174707, 2.0 + 12.706204736174707))
+    one = mean_interval([0.25])
+    assert one.mean == 0.25 and one.n == 1 and math.isnan(one.low) and one.fmt() == "0.250 (n=1)"
+    assert mean_interval([]).n == 0 and mean_interval([float("nan"), 2.0]).n == 1
+
+
+def test_paired_difference_by_hand():
+    # d = arm - base per shared seed: 0.1, 0.2, 0.0 (seed 3 has no partner) -> mean 0.1, s 0.1
+    iv, d = paired_difference({0: 0.5, 1: 0.7, 2: 0.6, 3: 0.9}, {0: 0.4, 1: 0.5, 2: 0.6})
+    assert d == pytest.approx({0: 0.1, 1: 0.2, 2: 0.0})
+    assert iv.n == 3 and iv.mean == pytest.approx(0.1)
+    assert iv.half == pytest.approx(4.302652729749464 * 0.1 / math.sqrt(3))
+
+
+def test_t_table_against_the_density():
+    # independent check: integrate Student's t density from 0 to t975(df) by Simpson's rule -> 0.475
+    for df in (1, 2, 3, 5, 10, 30):
+        t = t975(df)
+        c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+        f = lambda x: c * (1 + x * x / df) ** (-(df + 1) / 2)  # noqa: E731
+        n = 20000
+        h = t / n
+        area = h / 3 * (f(0) + f(t) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, n)))
+        assert area == pytest.approx(0.475, abs=1e-7), df
+    assert t975(7) == T975[7] and t975(22) == T975[20] and t975(500) == pytest.approx(1.959964)
+    with pytest.raises(ValueError):
+        t975(0)
+
+
+# --------------------------------------------------------------------------------- the file
+def _write(tmp_path, text: str) -> Path:
+    p = tmp_path / "exp.yaml"
+    p.write_text(text)
+    return p
+
+
+BASE = f"""
+name: tiny-e2e
+config: {ROOT / 'configs' / 'tiny.yaml'}
+overrides: [train.steps=1, eval.max_turns=2, eval.max_response_tokens=24, rollout.max_turn_tokens=16,
+            rollout.max_response_tokens=32, logging.progress=false, tool.workers=1]
+seeds: [0, 1]
+baseline: grpo
+arms:
+  grpo: [algo.filter.group.enabled=false, algo.filter.tool.enabled=false, algo.shaping.enabled=false]
+  tao: []
+eval: {{every: 1, problems: 2, difficulty: 0, n: 2, k: [2]}}
+"""
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("seeds: [0, 1]", "seeds: [0, 0]"), "repeated"),
+    (("baseline: grpo", "baseline: nope"), "baseline 'nope' is not one of the arms"),
+    (("  tao: []", "  tao: [algo.shaping.nope=1]"), "arm 'tao'"),
+    (("name: tiny-e2e", "name: tiny-e2e\ncolour: red"), "colour"),
+    (("problems: 2", "problems: 0"), "eval.problems"),
+])
+def test_bad_experiment_files(tmp_path, edit, message):
+    p = _write(tmp_path, BASE.replace(*edit))
+    with pytest.raises(UserError, match=message):
+        load_experiment(p)
+
+
+def test_eval_steps_and_run_config(tmp_path):
+    spec = load_experiment(_write(tmp_path, BASE), steps=7)
+    spec.eval.every = 3
+    assert spec.eval_steps(7) == [0, 3, 6, 7]
+    cfg = spec.run_config("grpo", 1)
+    assert cfg.train.seed == 1 and cfg.train.steps == 7 and cfg.train.checkpoint_every == 3
+    assert cfg.train.keep_checkpoints >= 4 and not cfg.algo.shaping.enabled
+    assert spec.run_config("tao", 1).algo.shaping.enabled
+
+
+# ----------------------------------------------------------------------------------- end to end
+@pytest.mark.slow  # about 2 CPU-minutes: 5 trainings and 5 evaluations, each in its own process
+def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
+    from taorl.cli import main
+    from taorl.experiment import load_report
+
+    exp = _write(tmp_path, BASE)
+    out = tmp_path / "out"
+    assert main(["experiment", str(exp), "--out", str(out), "--no-png"]) == 0
+    log = capsys.readouterr().out
+    assert "[1/4] grpo seed 0: train 1 steps; evaluate after [0, 1] steps" in log
+    rep = load_report(out)
+    s = rep["summary"]
+    assert s.columns[:5] == ["arm", "seed", "step", "metric", "value"]
+    held = s.filter(pl.col("source") == "heldout")
+    # 2 arms x 2 seeds x 2 evaluated steps, each with the same metric names
+    assert held.group_by("arm", "seed", "step").len().height == 8
+    assert {"heldout/avg@2", "heldout/pass@2", "heldout/tool_call_rate"} <= set(held["metric"])
+    assert (s.filter(pl.col("source") == "train")["metric"] == "reward").any()
+
+    # the report's intervals, recomputed by hand from the Parquet summary (two seeds: t = 12.7062,
+    # half = t * |x0 - x1| / 2), for a metric that differs between seeds
+    m = "heldout/response_tokens"
+    for arm in ("grpo", "tao"):
+        x = held.filter((pl.col("arm") == arm) & (pl.col("metric") == m) & (pl.col("step") == 1)).sort("seed")["value"]
+        got = rep["arms"][arm]["final"][m]
+        assert got["mean"] == pytest.approx((x[0] + x[1]) / 2)
+        assert got["high"] - got["mean"] == pytest.approx(12.706204736174707 * abs(x[0] - x[1]) / 2)
+    d = [held.filter((pl.col("arm") == a) & (pl.col("metric") == m) & (pl.col("step") == 1)).sort("seed")["value"]
+         for a in ("tao", "grpo")]
+    diffs = [d[0][i] - d[1][i] for i in range(2)]
+    assert rep["paired"]["tao"][m]["mean"] == pytest.approx(sum(diffs) / 2)
+    md = (out / "report" / "report.md").read_text()
+    assert "## Paired differences with `grpo`" in md and "| tao |" in md
+    assert set(rep["figures"]) == {"heldout", "reward", "paired"}
+
+    # a second call trains and evaluates nothing
+    manifest = (out / "runs" / "tao" / "seed-1" / "manifest.json").read_text()
+    assert main(["experiment", str(exp), "--out", str(out), "--no-png"]) == 0
+    log = capsys.readouterr().out
+    assert log.count("skipped; held-out evaluations done") == 4 and "trained in" not in log
+    assert (out / "runs" / "tao" / "seed-1" / "manifest.json").read_text() == manifest
+
+    # an interrupted run (one more step asked, a held-out file lost) resumes from its checkpoint
+    (out / "heldout" / "grpo" / "seed-0" / "step=000001.parquet").unlink()
+    assert main(["experiment", str(exp), "--out", str(out), "--no-png", "--steps", "2", "--seeds", "0"]) == 0
+    log = capsys.readouterr().out
+    assert "grpo seed 0: resume at step 1 of 2; evaluate after [1, 2] steps" in log
+    assert json.loads((out / "runs" / "grpo" / "seed-0" / "manifest.json").read_text())["last_step"] == 1
+    rep = load_report(out)
+    assert rep["label"].startswith("reduced run") and rep["final_step"] == 2
+    assert "reduced run" in (out / "report" / "report.md").read_text()
+
+    # a changed config is refused, naming the key
+    changed = _write(tmp_path, BASE.replace("  tao: []", "  tao: [algo.shaping.coef=0.5]"))
+    with pytest.raises(UserError, match="algo.shaping.coef"):
+        from taorl.experiment.runner import plan_experiment
+
+        plan_experiment(load_experiment(changed), out)
+    shutil.rmtree(out)
