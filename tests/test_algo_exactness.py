@@ -165,3 +165,22 @@ def test_untrained_rollouts_have_null_entropy_and_logprob():
     # a NaN of any float type is written as null too
     rec["entropy"] = torch.full((t.length,), float("nan")).numpy()
     assert all(r["entropy"] is None for r in token_rows(t, 0, rec, str))
+
+
+def test_a_registered_advantage_estimator_is_used_by_the_step_decision():
+    from taorl.algo import register_advantage
+    from taorl.algo.filters import masked_group_stats
+
+    @register_advantage("test_rloo")
+    def rloo(rewards, stats_mask, eps):
+        """Leave-one-out baseline: Â_i = r_i - (Σ_g r - r_i) / (n - 1)."""
+        _, _, n = masked_group_stats(rewards, stats_mask)
+        total = (rewards * stats_mask).sum(-1, keepdim=True)
+        return rewards - (total - rewards) / (n[:, None] - 1).clamp(min=1)
+
+    cfg = load_config(None, ["algo.adv=test_rloo"]).algo
+    no = torch.zeros(1, 4, dtype=torch.bool)
+    d = decide(torch.tensor([[1.0, 0.0, 0.0, 1.0]]), torch.zeros(1, 4, dtype=torch.long),
+               torch.zeros(1, 4, dtype=torch.long), no, no, cfg, 1, 0)
+    # r = 1: 1 - (1 + 0 + 0) / 3 = 2/3; r = 0: 0 - 2/3
+    assert d.adv.tolist()[0] == pytest.approx([2 / 3, -2 / 3, -2 / 3, 2 / 3])

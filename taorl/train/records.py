@@ -105,7 +105,7 @@ def describe_untrained(cfg, by_group, keys: list[tuple[int, int]]) -> dict[int, 
     table covers them too, without a model forward (with a 49k vocabulary that forward costs about
     a quarter of a CPU step): entropy and logprob_train are null, advantage and weight 0 (as logged),
     gate = the configured gate (0 for entropy_quantile, which needs the entropy)."""
-    from taorl.algo import TokenBatch, make_gate
+    from taorl.algo import TokenBatch, shaping_gate
 
     sc = cfg.algo.shaping
     G = cfg.rollout.group_size
@@ -116,8 +116,7 @@ def describe_untrained(cfg, by_group, keys: list[tuple[int, int]]) -> dict[int, 
         zeros = [0.0] * len(trajs)
         b = TokenBatch.from_trajectories(trajs, zeros, zeros, 0)
         if sc.enabled and sc.gate != "entropy_quantile":
-            gate = make_gate(sc.gate, b.segment, b.turn, b.turn_called, b.turn_ok, loss_mask=b.loss_mask,
-                             window=sc.window, requires_success=sc.requires_success)
+            gate = shaping_gate(b, None, sc)  # the configured (registered) gate, without entropy
         else:
             gate = torch.zeros_like(b.loss_mask)
         for j, (g, i) in enumerate(mk):
