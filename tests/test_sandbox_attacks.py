@@ -217,6 +217,26 @@ def test_no_checkout_data_or_home(sb):
     assert env == "['HOME', 'LANG', 'MKL_NUM_THREADS', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'PATH', 'TMPDIR']"
 
 
+def test_rlimits_covers_the_checkout_data_and_home(sb):
+    if sb.isolation != "rlimits" or not sb.call_namespaces:
+        pytest.skip("level rlimits with per-call namespaces only (the jails show none of it at all)")
+    code = textwrap.dedent(f"""
+        import os
+        for p in {[str(REPO), str(SHARED), "/root", "/home"]!r}:
+            print(p, sorted(os.listdir(p)) if os.path.isdir(p) else None)
+        try:
+            print(open({str(REPO / "README.md")!r}).read(10))
+        except OSError as e:
+            print(type(e).__name__)
+        import sympy  # the tool venv under the checkout stays usable
+        print(sympy.factorint(12))
+    """)
+    lines = run_ok(sb, code).splitlines()
+    assert lines[0] in (f"{REPO} []", f"{REPO} ['.cache']", f"{REPO} ['.venv']", f"{REPO} ['.cache', '.venv']")
+    assert lines[1:4] == [f"{SHARED} {[] if SHARED.is_dir() else None}", "/root []", "/home []"]
+    assert lines[4:] == ["FileNotFoundError", "{2: 2, 3: 1}"]
+
+
 # ---------------------------------------------------------------------------------- the answer channel
 def test_a_call_cannot_forge_its_answer(sb):
     needs_call_namespaces(sb)
@@ -473,6 +493,6 @@ def test_without_root_the_jails_still_isolate():
         assert r["trainer"] == "ProcessLookupError\n"  # the trainer's pid means nothing in there
     assert out["auto"]["isolation"] == next(lvl for lvl in ("nsjail", "bwrap", "rlimits", "none")
                                             if not sbmod.level_problem(lvl))
-    r = out["rlimits"]  # no jail: the host file system as the trainer's user sees it, said in a warning
-    assert r["whoami"].split()[1] == "True" and r["token"] not in r["scan"]
+    r = out["rlimits"]  # no jail, but per-call namespaces in a user namespace of its own: checkout covered
+    assert r["call_namespaces"] is True and r["whoami"] == "0 False False\n" and r["token"] not in r["scan"]
     assert "isolation=rlimits without root: tool code runs as the trainer's own user" in res.stderr

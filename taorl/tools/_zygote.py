@@ -46,7 +46,8 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15
 PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 22, 38, 36
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER = 0x00020000, 0x08000000, 0x10000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MS_REC, MS_PRIVATE, MNT_DETACH = 1 << 14, 1 << 18, 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
@@ -235,6 +236,7 @@ def _private_mounts(workdir):
         if os.path.isdir(target):
             _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
                    "size=%dm,nr_inodes=%d,mode=0700%s" % (TMP_MB, S["tmp_inodes"], owner))
+    _hide(S.get("hide", []), S.get("keep", []))
     try:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     except OSError:  # an unprivileged jail whose /proc is partly covered: keep the jail's /proc
@@ -242,6 +244,30 @@ def _private_mounts(workdir):
     os.mkdir(workdir, 0o700)
     if UID is not None:
         os.chown(workdir, UID, UID)
+
+
+def _hide(paths, keep):
+    """Level rlimits (no jail): cover `paths` (the checkout, the shared data, home directories)
+    with empty read-only tmpfs, and bring back the `keep` paths below them (the tool venv)."""
+    staged = []
+    for i, path in enumerate(keep):
+        if os.path.isdir(path):
+            stage = "/tmp/.keep-%d" % i
+            os.mkdir(stage, 0o755)
+            _mount(path, stage, None, MS_BIND | MS_REC, None)
+            staged.append((stage, path))
+    hidden = []
+    for path in paths:
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=1000,mode=0755")
+            hidden.append(path)
+    for stage, path in staged:
+        os.makedirs(path, 0o755, exist_ok=True)  # inside the covering tmpfs
+        _mount(stage, path, None, MS_BIND | MS_REC, None)
+        _libc.umount2(stage.encode(), MNT_DETACH)
+        os.rmdir(stage)
+    for path in hidden:
+        _mount("none", path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
 def _stage(tag):

@@ -68,7 +68,7 @@ LEVELS = ("nsjail", "bwrap", "rlimits", "none")
 NOBODY = 65534  # the uid the interpreter must be runnable by (any non-owner uid, in fact)
 UID_POOL_START, UID_POOL_SLOTS = 200_000, 10_000  # root: each zygote's code runs as a uid of its own
 PRELOAD = ("math", "cmath", "fractions", "decimal", "itertools", "functools", "collections", "re",
-           "random", "statistics", "string", "heapq", "bisect", "numpy", "sympy")
+           "random", "statistics", "string", "heapq", "bisect", "numpy", "numpy.random", "sympy")
 REPO = Path(__file__).resolve().parents[2]
 TOOL_VENV_PYTHON = REPO / ".cache" / "tool-venv" / "bin" / "python"
 ZYGOTE = Path(__file__).with_name("_zygote.py")
@@ -118,7 +118,8 @@ def classify(raw: dict, cfg, timeout_s: float) -> ToolResult:
     err = _last_line(raw["stderr_tail"])
     wall = float(raw["wall_ms"])
     sig = -code if code < 0 else 0
-    cpu_out = float(raw.get("cpu_s", 0.0)) >= cfg.cpu_s - 0.05  # RLIMIT_CPU (soft = hard) sends SIGKILL
+    # RLIMIT_CPU (soft = hard) ends the child with SIGKILL; rusage rounds, so within 10 % counts
+    cpu_out = float(raw.get("cpu_s", 0.0)) >= 0.9 * cfg.cpu_s
 
     def res(status, line=err):
         return ToolResult(status, stdout, line, wall)
@@ -241,6 +242,20 @@ def _interpreter_paths(python: str) -> list[str]:
     return paths
 
 
+def _hidden_paths(python: str) -> dict:
+    """Level rlimits: what each call's mount namespace covers with an empty tmpfs (`hide`), and the
+    tool interpreter's own directories below those that stay visible (`keep`)."""
+    hide = [str(REPO), str(REPO.parent / "shared"), "/root", "/home", os.path.expanduser("~")]
+    if os.environ.get("TAORL_DATA_DIR"):
+        hide.append(os.path.abspath(os.environ["TAORL_DATA_DIR"]))
+    private = ("/", "/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # get their own tmpfs anyway
+    hide = sorted({os.path.realpath(p) for p in hide if os.path.isdir(p)} - {*private}, key=len)
+    hide = [p for p in hide if not "/usr".startswith(p + "/")]
+    hide = [p for i, p in enumerate(hide) if not any(p.startswith(q + "/") for q in hide[:i])]
+    keep = [p for p in _interpreter_paths(python) if any(p.startswith(q + "/") for q in hide)]
+    return {"hide": hide, "keep": keep}
+
+
 def _jail_layout(python: str) -> tuple[list[tuple[str, str]], str]:
     """(host path, path in the jail) of each read-only bind, and the interpreter's path in the jail.
 
@@ -273,6 +288,7 @@ class _Zygote:
             "preload": list(self.preload), "uid": self.uid, "call_namespaces": self.level != "none",
             "base": "/tmp/taorl-calls" if jailed else os.path.join(self.host_base, f"calls-{self.index}"),
             "unshare_net": self.level == "rlimits", "net_isolated": jailed, "tmpfs": tmpfs,
+            **(_hidden_paths(self.python) if self.level == "rlimits" else {}),
             "tmp_mb": max(4 * c.max_file_mb, 64), "tmp_inodes": 20000,
             "cpu_s": c.cpu_s, "memory_mb": c.memory_mb, "max_procs": c.max_procs, "max_file_mb": c.max_file_mb,
             "max_open_files": c.max_open_files,
@@ -539,9 +555,12 @@ class Sandbox:
     def missing(self) -> list[str]:
         """What this sandbox does not protect (one line each; the README's table in words)."""
         out = []
-        if self.isolation in ("rlimits", "none"):
-            out.append(f"isolation={self.isolation}: tool code sees the host file system (the checkout, data "
-                       "and home directories as its user can read them); install bubblewrap for a jail")
+        if self.isolation == "rlimits" and self.call_namespaces:
+            out.append("isolation=rlimits: tool code sees the host file system (read-only where its user cannot "
+                       "write), less the checkout, data and home directories; install bubblewrap for a jail")
+        elif self.isolation in ("rlimits", "none"):
+            out.append(f"isolation={self.isolation}: tool code sees the host file system, the checkout, data and "
+                       "home directories included; install bubblewrap for a jail")
         if self.isolation == "none" or (self.isolation == "rlimits" and os.geteuid() != 0):
             out.append(f"isolation={self.isolation}{'' if os.geteuid() == 0 else ' without root'}: tool code runs "
                        "as the trainer's own user (it can read the trainer's files" +
@@ -554,7 +573,7 @@ class Sandbox:
         return out
 
     def _make(self, level: str) -> list[_Zygote]:
-        lean = [m for m in PRELOAD if m not in ("numpy", "sympy")]
+        lean = [m for m in PRELOAD if m.split(".")[0] not in ("numpy", "sympy")]
         zs, i = [], 0
         for kind, preload in (("lean", lean), ("full", PRELOAD)):
             for _ in range(self.cfg.workers):
