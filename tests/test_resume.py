@@ -14,11 +14,11 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 # 4 steps, checkpoint after steps 1 and 3. The random tiny model always gets reward 0 and writes
-# void turns, so the group filter and the void mask are off and an entropy bonus is on: the loss
+# void turns of maximal length, so the group filter and the void / overlong / tool masks are off and an entropy bonus is on: the loss
 # then depends on every weight and every rollout
 ARGS = ["train.steps=4", "train.checkpoint_every=2", "algo.filter.group.enabled=false",
-        "algo.filter.void_turn_mask=false", "algo.loss.entropy_coef=0.01", "train.lr=1e-2",
-        "logging.progress=false"]
+        "algo.filter.void_turn_mask=false", "algo.filter.overlong_mask=false", "algo.filter.tool.enabled=false",
+        "algo.loss.entropy_coef=0.01", "train.lr=1e-2", "logging.progress=false"]
 
 
 # one torch thread: two OpenMP threads spin-wait on each other when the 2 cores are shared
