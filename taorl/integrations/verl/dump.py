@@ -139,6 +139,10 @@ def step_tables(rows: VerlRows, adv: StepAdvantage, decode: Callable[[list[int]]
         g["duplicates"] = 0  # verl's batch is fixed: no refill by duplication
     metrics = {**rollout_metrics(flat), **filter_metrics(adv.group_reason, [x for row in traj_reasons for x in row]),
                **adv.metrics}
+    if ent is not None:  # mean entropy over the model tokens of trained rollouts (old policy)
+        trained = pt["weight"] > 0
+        if bool(trained.any()):
+            metrics["entropy"] = float(ent[trained].mean())
     return {"metrics": metrics, "groups": groups, "trajectories": traj, "tokens": tokens}
 
 
