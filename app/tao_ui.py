@@ -135,6 +135,23 @@ def guard(fn, *args, **kwargs):
         st.warning(f"Files of the run are missing ({e.__class__.__name__}: {e}); it may have been deleted.")
 
 
+def is_synthetic(lr: LiveRun) -> bool:
+    """A run written by taorl.lab.synthetic (its manifest says "synthetic": true)."""
+    m = lr.run.manifest
+    return bool(m.get("synthetic") or (m.get("extra") or {}).get("synthetic"))
+
+
+def synthetic_banner(sel: Selection, lrs: list[LiveRun]) -> None:
+    """A warning at the top of the page when any shown run is synthetic: its numbers are made up
+    by a generator (taorl synth), not measured."""
+    fake = [sel.label(str(lr.run.path)) for lr in lrs if is_synthetic(lr)]
+    if fake:
+        st.warning(f"**Synthetic data**: {', '.join(f'`{f}`' for f in fake)} "
+                   f"{'was' if len(fake) == 1 else 'were'} written by `taorl synth`, not by training. "
+                   "The curves and benchmark numbers are generated to exercise the dashboard; they are "
+                   "not results.", icon=":material/science:")
+
+
 def page(sel: Selection, body, *, multi: bool = False) -> None:
     """Render a page body inside a (live) fragment. body(sel, lr) for single-run pages gets the
     primary LiveRun; multi=True: body(sel, {path: LiveRun}) over the compared runs."""
@@ -154,12 +171,14 @@ def page(sel: Selection, body, *, multi: bool = False) -> None:
                         st.warning(f"{sel.label(p)}: {e}")
                 if not lrs:
                     return
+                synthetic_banner(sel, list(lrs.values()))
                 if all(lr.run.last_step < 0 for lr in lrs.values()):
                     st.info("No step published yet: the page fills in as training goes.")
                     return
                 body(sel, lrs)
             else:
                 lr = live_run(sel.primary)
+                synthetic_banner(sel, [lr])
                 if lr.run.last_step < 0:
                     st.info(f"Run `{sel.label(sel.primary)}` has no published step yet (status "
                             f"{lr.run.status}). The page fills in as training goes.")

@@ -198,3 +198,62 @@ def test_run_deleted_while_open(runs, tmp_path, monkeypatch):
     at.run()
     no_errors(at)
     assert at.warning or at.info
+
+
+# ------------------------------------------------------------------------------ synthetic banner
+@pytest.mark.parametrize("page", PAGES)
+def test_synthetic_runs_carry_a_banner(runs, monkeypatch, page):
+    at = app(runs, monkeypatch, page, {"run": "on"})
+    no_errors(at)
+    assert any("Synthetic data" in w.value for w in at.warning), page
+
+
+def test_no_banner_on_a_real_run(runs, tmp_path, monkeypatch):
+    shutil.copytree(runs / "on", tmp_path / "real")
+    mf = tmp_path / "real" / "manifest.json"
+    m = json.loads(mf.read_text())
+    m.pop("synthetic", None)
+    m["extra"] = {k: v for k, v in (m.get("extra") or {}).items() if k != "synthetic"}
+    mf.write_text(json.dumps(m))
+    at = app(tmp_path, monkeypatch, "views/2_curves.py")
+    no_errors(at)
+    assert not any("Synthetic data" in w.value for w in at.warning)
+
+
+# --------------------------------------------------------------------------- experiment reports
+def _report(root: Path) -> Path:
+    """An experiment report written from held-out files made here (two arms, three seeds)."""
+    from taorl.experiment.report import write_report
+    from taorl.experiment.runner import heldout_file
+    from taorl.experiment.spec import load_experiment
+
+    exp = root / "exp.yaml"
+    exp.write_text(f"name: hand\nconfig: {APP.parents[1] / 'configs' / 'tiny.yaml'}\nseeds: [0, 1, 2]\n"
+                   "baseline: base\narms: {base: [algo.shaping.enabled=false], tao: []}\n"
+                   "eval: {every: 5, problems: 2, n: 2, k: [2]}\nlabel: hand-made numbers\n")
+    spec = load_experiment(exp, steps=5)
+    out = root / "experiments" / "hand"
+    acc = {"base": [0.4, 0.5, 0.6], "tao": [0.5, 0.7, 0.6]}
+    for arm, vals in acc.items():
+        for seed, v in enumerate(vals):
+            for step in (0, 5):
+                f = heldout_file(out, arm, seed, step)
+                f.parent.mkdir(parents=True, exist_ok=True)
+                pl.DataFrame({"arm": arm, "seed": seed, "step": step, "metric": ["heldout/avg@2"],
+                              "value": [v if step else 0.3]}).write_parquet(f)
+    write_report(spec, out, held_out=(2, 0), figures_png=False)
+    return out
+
+
+def test_ablation_page_reads_an_experiment_report(runs, tmp_path, monkeypatch):
+    shutil.copytree(runs / "on", tmp_path / "on")
+    _report(tmp_path)
+    at = app(tmp_path, monkeypatch, "views/10_ablation.py")
+    no_errors(at)
+    assert any("hand-made numbers" in w.value for w in at.warning)
+    held, paired = at.dataframe[0].value, at.dataframe[1].value
+    # tao: mean 0.6, s 0.1, half = 4.3027 * 0.1 / sqrt(3) = 0.2484 -> "60.0 % [35.2, 84.8]"
+    assert held.set_index("arm").loc["tao", "avg@2"] == "60.0 % [35.2, 84.8]"
+    # paired d = 0.1, 0.2, 0.0: the same interval shifted to 10 %
+    assert paired.set_index("arm").loc["tao", "Δ avg@2 vs base"] == "10.0 % [-14.8, 34.8]"
+    assert len(at.get("plotly_chart")) >= 3

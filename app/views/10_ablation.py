@@ -1,10 +1,14 @@
-"""10 · Ablation comparison: the config keys that differ, aligned curves, a final table."""
+"""10 · Ablation comparison: experiment reports (taorl experiment), then the runs picked in the
+sidebar: the config keys that differ, aligned curves, a final table."""
+
+from pathlib import Path
 
 import polars as pl
 import streamlit as st
 import tao_ui
 
 from taorl.config import config_diff
+from taorl.experiment.report import find_reports, load_report
 from taorl.store.queries import final_evals
 from taorl.viz import curves_figure
 
@@ -13,8 +17,73 @@ CURVES = ["reward", "accuracy", "entropy", "tao/post_tool_entropy", "tools/succe
 TABLE = ["reward", "accuracy", "entropy", "tao/post_tool_entropy", "tools/success_rate", "completions/clipped_ratio"]
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def _reports(root: str) -> list[str]:
+    r = Path(root)
+    found = find_reports(r) + [p for p in find_reports(r.parent, max_depth=1) if p not in find_reports(r)]
+    return [str(p) for p in found]
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _report(folder: str, mtime: float) -> dict:
+    return load_report(folder)
+
+
+def experiments(sel) -> None:
+    """The reports written by `taorl experiment`: held-out intervals over seeds, paired differences."""
+    found = _reports(str(sel.root))
+    if not found:
+        st.caption("No experiment report here yet: `taorl experiment configs/experiments/cpu-smollm2.yaml` "
+                   "writes one (arms x seeds, held-out accuracy with intervals over seeds).")
+        return
+    st.subheader("Experiments")
+    folder = st.selectbox("report", found, key="ab_report", format_func=lambda f: _short(sel.root, f))
+    rep = _report(folder, (Path(folder) / "report.json").stat().st_mtime)
+    if rep.get("label"):
+        st.warning(f"**{rep['label']}**", icon=":material/info:")
+    primary = rep["primary"]
+    final = rep.get("final_step")
+    if final is None:
+        st.info("No held-out evaluation in this report yet.")
+        return
+
+    def iv(d):
+        if not d or d.get("mean") is None:
+            return "–"
+        if d.get("low") is None:
+            return f"{100 * d['mean']:.1f} % (n={d['n']})"
+        return f"{100 * d['mean']:.1f} % [{100 * d['low']:.1f}, {100 * d['high']:.1f}]"
+
+    metrics = rep["heldout_metrics"]
+    rows = [{"arm": arm, "seeds": len(a["runs_done"]),
+             **{m.removeprefix("heldout/"): iv(a["final"].get(m)) for m in metrics if "tokens" not in m}}
+            for arm, a in rep["arms"].items()]
+    st.markdown(f"**Held-out after {final} steps**: mean [95 % interval over seeds]")
+    st.dataframe(pl.DataFrame(rows), hide_index=True)
+    if rep["paired"]:
+        prow = [{"arm": arm, f"Δ {primary.removeprefix('heldout/')} vs {rep['baseline']}": iv(p[primary]),
+                 "per seed": ", ".join(f"{s}: {100 * v:+.1f}" for s, v in sorted(p[primary]["per_seed"].items()))}
+                for arm, p in rep["paired"].items()]
+        st.markdown("**Paired differences** (same seed, arm − baseline)")
+        st.dataframe(pl.DataFrame(prow), hide_index=True)
+    figs = rep["figures"]
+    cols = st.columns(2)
+    for i, name in enumerate(n for n in ("heldout", "reward", "paired") if n in figs):
+        with cols[i % 2]:
+            tao_ui.plot(figs[name], key=f"ab-exp-{name}")
+    with st.expander("report.md"):
+        st.markdown((Path(folder) / "report.md").read_text().split("## Figures")[0])
+
+
+def _short(root, folder: str) -> str:
+    try:
+        return str(Path(folder).relative_to(Path(root).parent))
+    except ValueError:
+        return folder
+
+
 def body(sel, lrs):
-    st.title("Ablations")
+    st.subheader("Runs picked in the sidebar")
     if len(lrs) < 2:
         st.info("Pick runs to compare in the sidebar (“Compare with”).")
     names = {p: sel.label(p) for p in lrs}
@@ -50,4 +119,6 @@ def body(sel, lrs):
     st.dataframe(pl.DataFrame(rows), hide_index=True)
 
 
+st.title("Ablations")
+tao_ui.guard(experiments, sel)
 tao_ui.page(sel, body, multi=True)

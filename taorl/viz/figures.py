@@ -126,7 +126,12 @@ def outcome_bars_figure(counts: pl.DataFrame, title: str | None = None, share: b
     fig.update_layout(barmode="stack", bargap=0.0)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="share" if share else y_title, tickformat=".0%" if share else None)
-    return tidy(fig, title, height=320)
+    tidy(fig, title, height=320)
+    # many outcomes: a horizontal legend above the plot wraps into rows that run over the title,
+    # so the legend goes in a column to the right of the plot
+    fig.update_layout(legend={"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.01},
+                      margin={"r": 160})
+    return fig
 
 
 # ---------------------------------------------------------------- entropy at tool boundaries
