@@ -28,11 +28,16 @@ def step_records(cfg, by_group: list[list[Trajectory]], dec, train_out: dict, ro
                  phase_s: dict[str, float], text: Callable[[int], str]) -> tuple[dict[str, float], dict]:
     """(metrics, {"groups", "trajectories", "tokens": rows}) of one step.
 
-    dec: taorl.algo.step.StepDecision; train_out: ppo_update's output with the untrained rollouts'
-    token records added; phase_s: the step's phase wall times so far (rollout, train).
+    dec: taorl.algo.step.StepDecision; train_out: ppo_update's output (its token records are
+    completed here with the dropped groups' rollouts, up to logging.token_traj_per_step rollouts);
+    phase_s: the step's phase wall times so far (rollout, train).
     """
     G = cfg.rollout.group_size
     n = len(by_group)
+    limit = cfg.logging.token_traj_per_step
+    room = None if limit is None else max(limit - len(set(dec.train_groups)) * G, 0)
+    untrained = [(g, i) for g in range(n) if not dec.kept[g] for i in range(G)][:room]
+    train_out["tokens"].update(describe_untrained(cfg, by_group, untrained))
     flat = [t for row in by_group for t in row]
     kept = dec.kept
     m: dict[str, float] = {}
@@ -53,7 +58,6 @@ def step_records(cfg, by_group: list[list[Trajectory]], dec, train_out: dict, ro
     groups = group_rows(by_group, kept, dec.groups, dec.rewards, truncated)
     traj_rows = trajectory_rows(flat, G, dec.adv, dec.weights, dec.traj.reasons, kept, dec.groups.reason,
                                 has_tokens=set(tok))
-    limit = cfg.logging.token_traj_per_step
     chosen = sorted(tok)[:limit] if limit is not None else sorted(tok)
     token_tbl = [r for k in chosen for r in token_rows(flat[k], k, tok[k], text)]
     chosen_set = set(chosen)

@@ -55,7 +55,7 @@ from taorl.train.cursor import DataCursor
 from taorl.train.forward import batch_on, seed_everything, step_seed, token_logprobs_and_entropy
 from taorl.train.metrics import Averager
 from taorl.train.policy import build_policy
-from taorl.train.records import OWN_ENTROPY_METRICS, describe_untrained, record_tokens, step_records
+from taorl.train.records import OWN_ENTROPY_METRICS, record_tokens, step_records
 
 __all__ = ["Trainer", "batch_on", "lr_at", "ppo_update", "release_engine", "seed_everything", "step_seed",
            "step_statistics", "token_logprobs_and_entropy"]
@@ -230,10 +230,6 @@ class Trainer:
 
         # 4. log: metrics and the groups / trajectories / tokens tables -> the run directory
         with timer("log"):
-            limit = cfg.logging.token_traj_per_step
-            room = None if limit is None else max(limit - len(set(dec.train_groups)) * G, 0)
-            untrained = [(g, i) for g in range(len(by_group)) if not dec.kept[g] for i in range(G)][:room]
-            train_out["tokens"].update(describe_untrained(cfg, by_group, untrained))
             m, tables = step_records(cfg, by_group, dec, train_out, getattr(trajs, "timings", {}),
                                      timer.s, self._token_text)
             m["lr"] = lr_at(cfg, step)
