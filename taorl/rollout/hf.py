@@ -22,6 +22,21 @@ Sampling of one token from the logits z (temperature T, top-k K, top-p P):
 from; `Completion.full_logprobs` holds full[y]. The two are equal when P = 1 and K = 0 (training).
 T = 0 means greedy: y = argmax z, logprob = 0 (a point mass), full_logprob = log_softmax(z)[y].
 
+Prefill, the costly part on CPU, is cut two ways (the sampled distribution is unchanged):
+
+    identical prompts (the G rollouts of a group in turn 0) are prefilled once; the KV cache rows
+        are then repeated;
+    a trajectory's next turn reuses its KV cache: when a sequence stops after a code block, its
+        cache (everything but the last sampled token) is kept, keyed by those token ids; the next
+        call finds it when a prompt starts with them (prompt = context + completion + observation)
+        and prefills only the rest. Caches live for one call (the next turn) and are dropped when
+        the weights change (sync(), or any in-place update of a trainable parameter: the sum of
+        their tensor versions is part of the key).
+
+A batch with reused caches is laid out as [pad | cached c_r | pad | new suffix s_r] per row: the
+attention mask is 0 on the pads, the suffix positions continue at c_r, so every row attends exactly
+to its own tokens at their own positions.
+
 The code-block stop is cheap: the decoded text of a sequence is only examined when the token just
 sampled contains a backtick (a set of ids over the vocabulary, built once), since only such a token can
 close a fence.
@@ -100,11 +115,17 @@ class HFEngine:
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
         self._ticks: frozenset[int] | None = None
-        self.stats = {"gen_s": 0.0, "tokens": 0}  # cumulative, for throughput reports
+        self.stats = {"gen_s": 0.0, "tokens": 0, "prefill_tokens": 0, "reused_tokens": 0}  # cumulative
+        self.reuse_cache = True  # keep the KV cache of stopped sequences for the next turn
+        self._kept: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}  # this call's
+        self._prev: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}  # last call's
+        self._weights_tag: int | None = None
 
     def sync(self, policy_model) -> None:
-        """The hf engine generates with the training module itself: nothing to copy."""
+        """The hf engine generates with the training module itself: nothing to copy; kept KV caches
+        were made with the old weights, so they go."""
         self.model = policy_model
+        self._kept, self._prev = {}, {}
 
     # ------------------------------------------------------------------------------------ public
     def generate(self, prompts: list[list[int]], params: SamplingParams,
@@ -116,6 +137,10 @@ class HFEngine:
         if params.stop_at_code_block and self._ticks is None:
             self._ticks = backtick_ids(self.tokenizer)
         gen = sampling_generator(self.model, params.seed)
+        tag = self._weights_version()
+        # caches kept by the previous call serve this one (the next turn), unless the weights moved
+        self._prev = self._kept if tag == self._weights_tag else {}
+        self._kept, self._weights_tag = {}, tag
         # batch prompts of similar length together (less padding); results go back in input order
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
         out: list[Completion | None] = [None] * len(prompts)
@@ -136,9 +161,95 @@ class HFEngine:
             bar.close()
         self.stats["gen_s"] += time.perf_counter() - t0
         self.stats["tokens"] += sum(len(c.token_ids) for c in out)
+        self._prev = {}
         return out  # type: ignore[return-value]
 
     # ---------------------------------------------------------------------------------- internals
+    def _weights_version(self) -> int:
+        """Changes whenever a trainable parameter is updated in place (optimizer.step, load)."""
+        return sum(p._version for p in self.model.parameters() if p.requires_grad)
+
+    def _lookup(self, prompt: list[int]) -> tuple[int, list | None]:
+        """(c, per-layer (K, V) of the first c tokens) for the longest kept context that prompt
+        extends (c < len(prompt)), else (0, None)."""
+        best = (0, None)
+        for key, kv in self._prev.items():
+            c = len(key)
+            if best[0] < c < len(prompt) and tuple(prompt[:c]) == key:
+                best = (c, kv)
+        return best
+
+    def _prefill(self, prompts: list[list[int]], device):
+        """Fill a KV cache for the prompts -> (cache, last logits [B, V], mask [B, T], next position [B, 1])."""
+        from transformers import DynamicCache
+
+        B = len(prompts)
+        hits = [self._lookup(p) if self._prev else (0, None) for p in prompts]
+        C = max(c for c, _ in hits)
+        if C == 0:  # no reuse: prefill the distinct prompts once, then repeat the cache rows
+            uniq: dict[tuple[int, ...], int] = {}
+            inv = [uniq.setdefault(tuple(p), len(uniq)) for p in prompts]
+            rows = [list(k) for k in uniq]
+            L = max(len(p) for p in rows)
+            ids = torch.full((len(rows), L), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), L), dtype=torch.long)
+            for r, p in enumerate(rows):
+                ids[r, L - len(p):] = torch.tensor(p, dtype=torch.long)
+                mask[r, L - len(p):] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                             logits_to_keep=1)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            self.stats["prefill_tokens"] += sum(len(p) for p in rows)
+            if len(rows) < B:
+                sel = torch.tensor(inv, dtype=torch.long, device=device)
+                cache.batch_select_indices(sel)
+                logits, mask, pos = logits[sel], mask[sel], pos[sel]
+            return cache, logits, mask, pos[:, -1:] + 1
+        # reuse: [pad | cached c_r | pad | suffix s_r]
+        suffix = [p[c:] for p, (c, _) in zip(prompts, hits)]
+        S = max(len(x) for x in suffix)
+        n_layers = len(next(kv for _, kv in hits if kv is not None))
+        ref = next(kv for _, kv in hits if kv is not None)[0][0]  # [H, c, D]
+        layers = []
+        for i in range(n_layers):
+            K = torch.zeros((B, ref.shape[0], C, ref.shape[-1]), dtype=ref.dtype, device=device)
+            V = torch.zeros_like(K)
+            for r, (c, kv) in enumerate(hits):
+                if c:
+                    K[r, :, C - c:], V[r, :, C - c:] = kv[i]
+            layers.append((K, V))
+        cache = DynamicCache(ddp_cache_data=layers)
+        ids = torch.full((B, S), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((B, C + S), dtype=torch.long)
+        pos = torch.zeros((B, S), dtype=torch.long)
+        for r, ((c, _), x) in enumerate(zip(hits, suffix)):
+            ids[r, S - len(x):] = torch.tensor(x, dtype=torch.long)
+            mask[r, C - c:C] = 1
+            mask[r, C + S - len(x):] = 1
+            pos[r, S - len(x):] = torch.arange(c, c + len(x))
+        ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                         use_cache=True, logits_to_keep=1)
+        self.stats["prefill_tokens"] += sum(len(x) for x in suffix)
+        self.stats["reused_tokens"] += sum(c for c, _ in hits)
+        return out.past_key_values, out.logits[:, -1, :], mask, pos[:, -1:] + 1
+
+    def _keep(self, cache, row: int, mask_row: torch.Tensor, context: list[int]) -> None:
+        """Keep row `row` of the cache (its unpadded columns) for the next turn, keyed by `context`,
+        the token ids it holds."""
+        cols = mask_row.bool()
+        kv = [(layer.keys[row][:, cols].clone(), layer.values[row][:, cols].clone()) for layer in cache.layers]
+        if kv and kv[0][0].shape[1] == len(context):
+            self._kept[tuple(context)] = kv
+
+    def _can_keep(self, cache) -> bool:
+        from transformers.cache_utils import DynamicLayer
+
+        layers = getattr(cache, "layers", None)
+        return bool(self.reuse_cache and layers) and all(type(x) is DynamicLayer for x in layers)
+
     def _closes_block(self, ids: list[int]) -> bool:
         from taorl.tools.parse import complete_block_end
 
@@ -156,22 +267,11 @@ class HFEngine:
         if not live:
             return [Completion([], [], "length", []) for _ in range(B)]
         device = next(self.model.parameters()).device
-        L = max(len(prompts[b]) for b in live)
-        ids = torch.full((len(live), L), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(live), L), dtype=torch.long)
-        for r, b in enumerate(live):
-            p = prompts[b]
-            if len(p) == 0:
-                raise ValueError("empty prompt")
-            ids[r, L - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[r, L - len(p):] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                         logits_to_keep=1)
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
-        next_pos = pos[:, -1:] + 1
+        if any(len(prompts[b]) == 0 for b in live):
+            raise ValueError("empty prompt")
+        cache, logits, mask, next_pos = self._prefill([prompts[b] for b in live], device)
         ticks = self._ticks if params.stop_at_code_block else None
+        keep_caches = ticks is not None and self._can_keep(cache)
         while True:
             y, lp, flp = sample_next(logits, params, gen)
             y_l, lp_l, flp_l = y.tolist(), lp.tolist(), flp.tolist()
@@ -185,6 +285,8 @@ class HFEngine:
                     finish[b] = "eos"
                 elif ticks is not None and t in ticks and self._closes_block(toks[b]):
                     finish[b] = "stop"
+                    if keep_caches:  # the trajectory goes on next turn from this context
+                        self._keep(cache, r, mask[r], prompts[b] + toks[b][:-1])
                 elif len(toks[b]) >= caps[b]:
                     finish[b] = "length"
                 else:
