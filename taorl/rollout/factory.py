@@ -41,9 +41,11 @@ def build_eval_engine(cfg, *, device: str | None = None):
     if device == "cuda" and importlib.util.find_spec("vllm") is not None:
         from taorl.rollout.vllm import VLLMEngine
 
+        print(f"evaluating with the vllm engine on {device}", flush=True)
         return VLLMEngine.for_model(cfg)
     from taorl.models import load_model
     from taorl.rollout.hf import HFEngine
 
+    print(f"evaluating with the hf engine on {device}", flush=True)
     model, tokenizer = load_model(cfg.model, device=device)
     return HFEngine(model, tokenizer, gen_batch_size=cfg.rollout.gen_batch_size)
