@@ -610,6 +610,28 @@ print(f"OURS: {PROFILE} profile ({res.base.model.name}, {STEPS} steps, procedura
       "PAPER: Qwen2.5-7B base, full RL run, real benchmarks (spec §5). Different scales: compare orderings, not values.")
 ours.join(paper, on="arm", how="left")
 '''),
+    ("md", ("## The experiment report\n\n`taorl experiment EXPERIMENT.yaml` runs the same comparison as a "
+           "resumable experiment (arms × seeds through the trainer, held-out accuracy at fixed steps) and writes a "
+           "report: 95 % intervals over seeds and paired differences between arms. The cell below reads the "
+           "newest report under `docs/results/` or `runs/experiments/`, if this machine has one.")),
+    ("code", '''
+from pathlib import Path
+import taorl
+from taorl.experiment import find_reports, load_report
+repo = Path(taorl.__file__).resolve().parents[1]
+found = find_reports(repo / "docs" / "results") + find_reports(repo / "runs" / "experiments")
+if not found:
+    print("No experiment report here yet. Make one with: taorl experiment configs/experiments/cpu-smollm2.yaml "
+          "(hours on a 2-core CPU), or a labelled reduced run: ... --seeds 0 --steps 10")
+else:
+    rep = load_report(max(found, key=lambda f: (f / "report.json").stat().st_mtime))
+    print(f"{rep['name']}: {rep['label'] or 'full run'} ({rep['folder']})")
+    for arm, a in rep["arms"].items():
+        f = a["final"].get(rep["primary"]) or {}
+        print(f"  {arm:14s} {rep['primary']} after {rep['final_step']} steps: mean {f.get('mean')}, "
+              f"95% interval [{f.get('low')}, {f.get('high')}] over {f.get('n')} seeds")
+    display(rep["figures"]["heldout"])
+'''),
     ("md", ("**What this shows / what to look for.** Pass@k is never below Avg@k (asserted). On the tiny "
            "profile a one-step random model answers nothing, so every arm scores 0: the numbers only prove the "
            "pipeline. On the full profile, the paper's claim to check is the ordering TAO-RL ≥ SimpleTIR ≫ "
