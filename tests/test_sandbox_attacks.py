@@ -301,6 +301,12 @@ def test_a_call_cannot_kill_the_zygote_or_another_call(sb):
     ok_after(sb)
 
 
+def test_proc_shows_only_the_call_itself(sb):
+    needs_call_namespaces(sb)
+    out = run_ok(sb, "import os\nprint([d for d in os.listdir('/proc') if d.isdigit()], os.getppid())")
+    assert out == "['1'] 0\n"  # no trainer, no zygote, no other call to read, ptrace or signal
+
+
 def test_one_call_at_its_process_limit_does_not_stop_another_from_forking(sb):
     needs_call_namespaces(sb)
     bomb = textwrap.dedent("""
@@ -448,6 +454,7 @@ DRIVER = textwrap.dedent("""
              "whoami": sb.run("import os\\nprint(os.getppid(), os.path.exists(%r), os.path.exists('/tmp/' + %r))"
                               % (sys.argv[1], sys.argv[2])).stdout,
              "scan": sb.run(sys.argv[3]).stdout, "token": token,
+             "procs": sb.run("import os\\nprint([d for d in os.listdir('/proc') if d.isdigit()])").stdout,
              "trainer": sb.run("import os\\ntry:\\n    os.kill(%d, 0)\\n    print('reached')\\nexcept OSError as e:\\n"
                                "    print(type(e).__name__)" % int(sys.argv[4])).stdout}
         sb.close()
@@ -491,8 +498,10 @@ def test_without_root_the_jails_still_isolate():
         assert r["whoami"] == "0 False False\n"  # no parent to name, no checkout, not the host's /tmp
         assert r["token"] not in r["scan"] and "LEAKabab" in r["scan"]
         assert r["trainer"] == "ProcessLookupError\n"  # the trainer's pid means nothing in there
+        assert r["procs"] == "['1']\n"
     assert out["auto"]["isolation"] == next(lvl for lvl in ("nsjail", "bwrap", "rlimits", "none")
                                             if not sbmod.level_problem(lvl))
     r = out["rlimits"]  # no jail, but per-call namespaces in a user namespace of its own: checkout covered
     assert r["call_namespaces"] is True and r["whoami"] == "0 False False\n" and r["token"] not in r["scan"]
+    assert r["procs"] == "['1']\n" and r["trainer"] == "ProcessLookupError\n"
     assert "isolation=rlimits without root: tool code runs as the trainer's own user" in res.stderr

@@ -30,6 +30,7 @@ import gc
 import io
 import json
 import os
+import resource as R
 import select
 import signal
 import socket
@@ -288,8 +289,6 @@ def _child(fds, workdir, namespaced):
         os.dup2(w_stage, 3)  # stages reached, for the trainer: closed before the code runs
         os.set_inheritable(3, False)
         os.setsid()
-        import resource as R
-
         if namespaced:
             _private_mounts(workdir)
         with os.fdopen(code_fd, "rb", closefd=True) as f:
