@@ -184,3 +184,15 @@ def test_a_registered_advantage_estimator_is_used_by_the_step_decision():
                torch.zeros(1, 4, dtype=torch.long), no, no, cfg, 1, 0)
     # r = 1: 1 - (1 + 0 + 0) / 3 = 2/3; r = 0: 0 - 2/3
     assert d.adv.tolist()[0] == pytest.approx([2 / 3, -2 / 3, -2 / 3, 2 / 3])
+
+
+def test_metric_masks_are_the_gate_on_one_trajectory():
+    from taorl.train.metrics import offsets_since_tool, post_tool_mask
+
+    M, T = SEG_MODEL, SEG_TOOL
+    t = _trajectory(0, [M, M, T, T, M, M, T, M], [0, 0, 0, 0, 1, 1, 1, 2],
+                    [ToolCall(turn=0, code="x", status="ok", stdout="1"),
+                     ToolCall(turn=1, code="y", status="runtime_error", stdout="")])
+    # turn 1 follows turn 0's call, turn 2 follows turn 1's (failed) call: both are post-tool
+    assert post_tool_mask(t) == [False, False, False, False, True, True, False, True]
+    assert offsets_since_tool(t) == [None, None, None, None, 0, 1, None, 0]

@@ -50,14 +50,8 @@ def offsets_since_tool(t: Trajectory) -> list[int | None]:
     and on observation tokens (taorl.algo.gate.tool_offsets)."""
     from taorl.algo.gate import tool_offsets
 
-    seg = torch_segment(t)
+    seg, _, _, _ = _turn_facts(t)
     return [None if o < 0 else int(o) for o in tool_offsets(seg)[0].tolist()]
-
-
-def torch_segment(t: Trajectory):
-    import torch
-
-    return torch.tensor([list(t.segment)], dtype=torch.long).view(1, -1)
 
 
 def rollout_metrics(trajs: list[Trajectory]) -> dict[str, float]:
