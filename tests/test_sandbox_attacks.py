@@ -15,7 +15,6 @@ import socket
 import subprocess
 import tempfile
 import textwrap
-import time
 import uuid
 from pathlib import Path
 

