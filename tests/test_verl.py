@@ -440,10 +440,12 @@ def test_trainer_against_a_real_transfer_queue(tmp_path):
         from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
         cdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
         with initialize_config_dir(config_dir=cdir, version_base=None):
-            cfg = compose("ppo_trainer", overrides=["trainer.v1.trainer_mode=tao_sync", "+tao.algo.shaping.coef=0.02"])
+            cfg = compose("ppo_trainer", overrides=["trainer.v1.trainer_mode=tao_sync", "+tao.algo.shaping.coef=0.02",
+                                                    "algorithm.filter_groups.enable=true"])
         cls = get_trainer_cls(cfg.trainer.v1.trainer_mode)
         t = cls(cfg)
-        out = {{"init": [cls.__name__, t.trainer_mode, type(t.replay_buffer).__name__, t.tao.algo.shaping.coef]}}
+        out = {{"init": [cls.__name__, t.trainer_mode, type(t.replay_buffer).__name__, t.tao.algo.shaping.coef,
+                         t.replay_buffer.filter_groups_metric]}}
 
         import ray, torch
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
@@ -494,7 +496,7 @@ def test_trainer_against_a_real_transfer_queue(tmp_path):
 
     out = json.loads(r.stdout.split("RESULT ", 1)[1])
     # the trap: the registered name is reset to "sync" before verl reads it -> the sync replay buffer
-    assert out["init"] == ["TaoSyncTrainer", "sync", "ReplayBuffer", 0.02]
+    assert out["init"] == ["TaoSyncTrainer", "sync", "ReplayBuffer", 0.02, "reward"]
     A = 0.5 / np.sqrt(0.5)
     assert out["response_mask"] == out["loss_mask"] == [[1, 1, 0, 0, 1, 1], [1, 1, 0, 1], [1, 1, 1], [0, 0, 0, 0, 0]]
     adv = out["advantages"]
@@ -532,13 +534,13 @@ def test_configs_compose_and_validate_with_verl():
         tao = tao_config(cfg.tao)
         print("RESULT", cfg.trainer.v1.trainer_mode, rollout.agent.default_agent_loop, rollout.n,
               rollout.response_length, actor.clip_ratio_high, actor.optim.lr, tao.algo.shaping.coef,
-              tao.rollout.max_turns)
+              tao.rollout.max_turns, cfg.algorithm.filter_groups.enable)
         tools = initialize_tools_from_config("configs/verl/tools.yaml")
         print("TOOLS", [type(t).__name__ for t in tools], tools[0].name, tools[0].tool_cfg.workers)
     """)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.split("RESULT ")[1].split("\n")[0].split() == [
-        "tao_sync", "tao_tir_agent", "16", "4000", "0.28", "1e-06", "0.01", "5"]
+        "tao_sync", "tao_tir_agent", "16", "4000", "0.28", "1e-06", "0.01", "5", "True"]
     assert "TOOLS ['PythonSandboxTool'] python 8" in r.stdout
     from pathlib import Path
 
