@@ -90,7 +90,12 @@ print(m.select(cols))" "$run" >> "$OUT/$name.log" 2>&1 || true
 }
 
 wanted env && { if [ "$DRY_RUN" = 1 ]; then echo "env: nvidia-smi + package versions" | tee -a "$S"; else env_report > "$OUT/env.log" 2>&1; cat "$OUT/env.log" >> "$S"; fi; }
-stage prime 120 "$PY" scripts/gpu_prime.py configs/gpu_smoke.yaml "$PRIMED"
+# primed here unless a primed copy was carried in and copied to $PRIMED (docs/gpu.md, step 2b)
+if [ -f "$PRIMED/weights/config.json" ] && [ -f "$PRIMED/problems.jsonl" ]; then
+  wanted prime && echo "prime: using the primed model already in $PRIMED" >> "$S"
+else
+  stage prime 120 "$PY" scripts/gpu_prime.py configs/gpu_smoke.yaml "$PRIMED"
+fi
 P="train.init_from=$PRIMED/weights data.train=$PRIMED/problems.jsonl"   # what gpu_prime.py writes
 # shellcheck disable=SC2086  # $SMOKE and $P are lists of overrides
 train_stage unsloth 100 "$RUNS/unsloth" $SMOKE $P rollout.vllm.mode=unsloth train.steps=2 --run-dir "$RUNS/unsloth"

@@ -66,13 +66,15 @@ def work(tmp_path_factory):
     """(primed dir, runs dir): from scripts/gpu_check.sh when it set them, else made here."""
     primed = Path(os.environ.get("TAORL_GPU_PRIMED") or tmp_path_factory.mktemp("primed"))
     runs = Path(os.environ.get("TAORL_GPU_RUNS") or tmp_path_factory.mktemp("runs"))
-    if not (primed / "overrides.txt").is_file():
+    if not (primed / "weights" / "config.json").is_file():
         _run([sys.executable, "scripts/gpu_prime.py", "configs/gpu_smoke.yaml", str(primed)], primed / "prime.log")
     return primed, runs
 
 
 def _train_overrides(primed: Path) -> list[str]:
-    return (primed / "overrides.txt").read_text().split() + ["logging.progress=false"]
+    """What scripts/gpu_prime.py prints (the paths of this machine)."""
+    return [f"train.init_from={primed / 'weights'}", f"data.train={primed / 'problems.jsonl'}",
+            "logging.progress=false"]
 
 
 @pytest.fixture(scope="session")

@@ -103,3 +103,32 @@ def test_no_trained_rollout_logs_nan_not_nothing(tmp_path):
     for k in MISMATCH_METRICS:
         v = m[k].to_list()
         assert len(v) == 1 and math.isnan(v[0]), k  # present, NaN
+
+
+def test_unsloth_pad_token_replacement_is_agreed_on(tmp_path, tiny_tokenizer):
+    """Unsloth replaces a pad equal to eos (SmolLM2: <|im_end|> -> <|endoftext|>): the tokenizer, the
+    model's configs and the manifest note agree on the new pad; a changed eos is put back."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from taorl.train.policy_unsloth import agree_special_tokens
+
+    tiny_tokenizer.save_pretrained(tmp_path)
+    saved = AutoTokenizer.from_pretrained(str(tmp_path))
+    assert saved.pad_token == saved.eos_token == "<|im_end|>"
+    tok = AutoTokenizer.from_pretrained(str(tmp_path))
+    tok.pad_token = "<|endoftext|>"  # what Unsloth did on load
+    model = SimpleNamespace(config=SimpleNamespace(pad_token_id=saved.pad_token_id),
+                            generation_config=SimpleNamespace(pad_token_id=saved.pad_token_id))
+    note = agree_special_tokens(tok, model, tmp_path)
+    pad = tok.convert_tokens_to_ids("<|endoftext|>")
+    assert tok.pad_token_id == pad == model.config.pad_token_id == model.generation_config.pad_token_id
+    assert tok.eos_token_id == saved.eos_token_id
+    assert "'<|im_end|>'" in note and "'<|endoftext|>'" in note
+    # nothing changed: no note; an eos changed behind our back is put back
+    assert agree_special_tokens(AutoTokenizer.from_pretrained(str(tmp_path)), model, tmp_path) is None
+    bad = AutoTokenizer.from_pretrained(str(tmp_path))
+    bad.eos_token = "<|endoftext|>"
+    assert "set back" in agree_special_tokens(bad, model, tmp_path)
+    assert bad.eos_token_id == saved.eos_token_id

@@ -15,7 +15,10 @@ __all__ = ["POLICY_STATE_FILE", "HFPolicy", "Policy", "build_policy"]
 
 def build_policy(cfg: Config, *, model_name: str | None = None) -> Policy:
     """Load the model named by cfg.model (or `model_name`, e.g. train.init_from) and wrap it."""
-    mcfg = cfg.model if model_name is None else cfg.model.model_copy(update={"name": model_name})
+    # weights from a directory (train.init_from) carry their own shape: the random-model init_overrides
+    # of the config (e.g. configs/gpu_smoke.yaml) describe only how they were first built
+    mcfg = cfg.model if model_name is None else \
+        cfg.model.model_copy(update={"name": model_name, "init_overrides": {}})
     need_ref = cfg.algo.loss.kl_coef > 0
     if mcfg.backend == "unsloth":
         try:

@@ -44,25 +44,26 @@ def agree_special_tokens(tokenizer, model, model_path) -> str | None:
     Unsloth replaces a pad token equal to eos on load ("bad pad_token (<|im_end|>). Using pad_token
     = <|endoftext|>" on the SmolLM2 tokenizer): that is fine for taorl (the trainer pads with
     tokenizer.pad_token_id and masks by length, never by id) as long as eos is untouched, since eos
-    is what ends a turn in every engine. This checks that eos is still the one saved in
-    `model_path`, writes the tokenizer's pad id into model.config / generation_config, and returns
-    a note for the run manifest when the pad token changed (None otherwise).
+    is what ends a turn in every engine (vLLM reads it from `model_path`). This puts back the eos
+    saved in `model_path` if it was changed, writes the tokenizer's pad id into model.config /
+    generation_config, and returns a note for the run manifest when something changed (else None).
     """
     from transformers import AutoTokenizer
 
     saved = AutoTokenizer.from_pretrained(str(model_path))
+    notes = []
+    if saved.eos_token is not None and tokenizer.eos_token_id != saved.eos_token_id:
+        notes.append(f"eos {tokenizer.eos_token!r} set back to the saved {saved.eos_token!r}")
+        tokenizer.eos_token = saved.eos_token
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if saved.eos_token_id is not None and tokenizer.eos_token_id != saved.eos_token_id:
-        raise RuntimeError(f"Unsloth changed the eos token of {model_path} from {saved.eos_token!r} to "
-                           f"{tokenizer.eos_token!r}; taorl's turns end at eos, so they must agree")
     for conf in (getattr(model, "config", None), getattr(model, "generation_config", None)):
         if conf is not None:
             conf.pad_token_id = tokenizer.pad_token_id
     if saved.pad_token_id != tokenizer.pad_token_id:
-        return (f"pad token {saved.pad_token!r} ({saved.pad_token_id}) replaced by Unsloth with "
-                f"{tokenizer.pad_token!r} ({tokenizer.pad_token_id}); eos stays {tokenizer.eos_token!r}")
-    return None
+        notes.append(f"pad token {saved.pad_token!r} ({saved.pad_token_id}) replaced by Unsloth with "
+                     f"{tokenizer.pad_token!r} ({tokenizer.pad_token_id}); eos stays {tokenizer.eos_token!r}")
+    return "; ".join(notes) or None
 
 
 class UnslothPolicy(HFPolicy):
