@@ -391,6 +391,7 @@ def test_verl_step_to_taorl_run_directory(tiny_tokenizer, tmp_path):
         d["entropy"] = torch.linspace(0.1, 2.0, n)
         d["old_log_probs"] = d["rollout_log_probs"] - 0.001
         d["reward_model"] = {"ground_truth": "42" if uid == "u0" else "4"}
+        d["extra_fields"]["raw_prompt"] = [{"role": "user", "content": f"problem of {uid}"}]  # as verl adds it
         items.append(d)
     td = list_of_dict_to_tensordict(items)
     rows = rows_from_tq(td)
@@ -417,6 +418,7 @@ def test_verl_step_to_taorl_run_directory(tiny_tokenizer, tmp_path):
     assert tr["finish"].to_list() == ["answer", "answer", "answer", "void"]
     assert tr["has_tokens"].to_list() == [True, True, True, False]
     g = run.groups().sort("group")
+    assert g["problem"].to_list() == ["problem of u0", "problem of u1"] and g["answer"].to_list() == ["42", "4"]
     assert g["rewards"].to_list() == [[1.0, 0.0], [1.0, 0.0]] and g["kept"].to_list() == [True, True]
     tk = run.tokens(traj=0)
     model = tk.filter(segment="model")

@@ -45,6 +45,7 @@ class VerlRows:
     sample_logprobs: list[list[float]] | None = None  # the rollout server's
     flags: list[dict | None] = field(default_factory=list)  # extra_fields["tao"] per row
     answers: list[str] | None = None  # ground truth per row (reward_model.ground_truth)
+    problems: list[str | None] | None = None  # the user message per row (else the decoded prompt is shown)
 
     def __post_init__(self):
         B = len(self.uids)
@@ -89,7 +90,7 @@ def to_trajectories(rows: VerlRows, adv: StepAdvantage, decode: Callable[[list[i
             lp = rows.sample_logprobs[r] if rows.sample_logprobs is not None else [0.0] * n
             calls = [ToolCall(turn=int(k), code="", status=str(s), wall_ms=float(ms))
                      for k, s, ms in zip(f.get("call_turns", []), f.get("statuses", []), f.get("call_ms", []))]
-            problem = decode(rows.prompts[r])
+            problem = (rows.problems[r] if rows.problems else None) or decode(rows.prompts[r])
             t = Trajectory(group=g, index=i, problem_id=str(f.get("problem_id") or rows.uids[r]), problem=problem,
                            answer="" if rows.answers is None else str(rows.answers[r] or ""),
                            prompt_ids=list(rows.prompts[r]), response_ids=list(rows.responses[r]),

@@ -25,6 +25,7 @@ import sys
 
 import torch
 import transfer_queue as tq
+import verl
 from omegaconf import open_dict
 from tensordict import TensorDict
 from verl.trainer.ppo.v1.trainer_base import register_trainer
@@ -58,7 +59,18 @@ def rows_from_tq(data: TensorDict) -> VerlRows:
                     old_logprobs=_rows(data["old_log_probs"]) if "old_log_probs" in keys else None,
                     sample_logprobs=_rows(data["rollout_log_probs"]) if "rollout_log_probs" in keys else None,
                     flags=[(e or {}).get("tao") if isinstance(e, dict) else None for e in extra] if extra else [],
-                    answers=answers)
+                    answers=answers,
+                    problems=[_user_text(e.get("raw_prompt")) if isinstance(e, dict) else None for e in extra]
+                    if extra else None)
+
+
+def _user_text(messages) -> str | None:
+    """The last user message of a chat (verl keeps the dataset's raw_prompt in extra_fields)."""
+    try:
+        users = [m["content"] for m in list(messages) if m.get("role") == "user"]
+    except (TypeError, AttributeError, KeyError):
+        return None
+    return str(users[-1]) if users else None
 
 
 @register_trainer("tao_sync")
@@ -80,9 +92,12 @@ class TaoSyncTrainer(PPOTrainerSync):
     # ------------------------------------------------------------------------------------ advantage
     def _compute_advantage(self, batch, metrics: dict):
         batch = super()._compute_advantage(batch, metrics)
-        known = set(batch.fields or []) if getattr(batch, "fields", None) else None
-        fields = FIELDS + [f for f in OPTIONAL if known is None or f in known]
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        # a field that is not stored (entropy under bypass_mode, extra_fields of a stock loop) is simply
+        # absent from the answer (TransferQueue 0.1.11); the advantage then says what it misses
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=FIELDS + OPTIONAL)
+        missing = [f for f in FIELDS if f not in data.keys()]  # noqa: SIM118 (TensorDict forbids `in`)
+        if missing:
+            raise KeyError(f"TaoSyncTrainer: TransferQueue rows lack {missing} (verl {verl.__version__})")
         real = [i for i, tag in enumerate(batch.tags) if not tag.get("is_padding", False)]
         rows = rows_from_tq(data)
         sub = rows if len(real) == len(rows.uids) else _select(rows, real)
@@ -138,4 +153,5 @@ def _select(rows: VerlRows, idx: list[int]) -> VerlRows:
     return VerlRows(uids=pick(rows.uids), prompts=pick(rows.prompts), responses=pick(rows.responses),
                     response_mask=pick(rows.response_mask), scores=pick(rows.scores), entropy=pick(rows.entropy),
                     old_logprobs=pick(rows.old_logprobs), sample_logprobs=pick(rows.sample_logprobs),
-                    flags=pick(rows.flags), answers=pick(rows.answers))
+                    flags=pick(rows.flags), answers=pick(rows.answers),
+                    problems=pick(rows.problems))
