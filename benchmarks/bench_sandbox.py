@@ -8,7 +8,8 @@ level that starts here, and for the baseline most RL frameworks use, a fresh
 sequential calls/s (one at a time), pooled calls/s (`workers` at a time: run_many / a thread
 pool of subprocesses), and p50 / p99 of the per-call round trip in the pooled run. Targets
 (issue 11, 2 cores): pooled >= 300 calls/s plain, >= 150 calls/s sympy, p99 <= 50 ms.
-The ratio column is pooled calls/s over the bare subprocess's pooled calls/s.
+The ratio column is pooled calls/s over the bare subprocess's pooled calls/s. On a loaded machine
+the CPU time per call (all processes of the run) is the figure that does not depend on the load.
 """
 
 from __future__ import annotations
@@ -35,7 +36,35 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def measure(run_one, run_many, code: str, want: str, calls: int) -> dict:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(roots: list[int]) -> float:
+    """CPU seconds of the live processes under `roots` (and their reaped children), this process
+    included with its reaped children: what a run cost, whatever else the machine was doing."""
+    parent, cpu = {}, {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(d)] = int(f[1])
+            cpu[int(d)] = sum(int(x) for x in f[11:15]) / TICK  # utime stime cutime cstime
+    total, todo = 0.0, list(roots)
+    seen = set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in cpu:
+            continue
+        seen.add(pid)
+        total += cpu[pid]
+        todo += [c for c, p in parent.items() if p == pid]
+    me = os.times()
+    return total + me.user + me.system + me.children_user + me.children_system
+
+
+def measure(run_one, run_many, code: str, want: str, calls: int, cpu) -> dict:
     for _ in range(5):  # warm-up
         assert run_one(code)[0] == want
     t0 = time.perf_counter()
@@ -43,12 +72,13 @@ def measure(run_one, run_many, code: str, want: str, calls: int) -> dict:
         out, _ = run_one(code)
         assert out == want, out
     seq_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     res = run_many([code] * calls)
-    pool_s = time.perf_counter() - t0
+    pool_s, cpu_ms = time.perf_counter() - t0, (cpu() - c0) * 1000 / calls
     assert all(out == want for out, _ in res), res[:3]
     lat = [ms for _, ms in res]
-    return {"seq_cps": calls / seq_s, "pool_cps": calls / pool_s, "p50": statistics.median(lat), "p99": pct(lat, 0.99)}
+    return {"seq_cps": calls / seq_s, "pool_cps": calls / pool_s, "p50": statistics.median(lat), "p99": pct(lat, 0.99),
+            "cpu_ms": cpu_ms}
 
 
 def bare(python: str, workers: int):
@@ -83,7 +113,8 @@ def main() -> None:
     one, many, pool = bare(python, a.workers)
     for name, (code, want) in WORKLOADS.items():
         n = a.calls if name == "plain" else min(a.calls, a.bare_sympy_calls)
-        rows.append({"level": "subprocess", "workload": name, "start_s": 0.0, **measure(one, many, code, want, n)})
+        rows.append({"level": "subprocess", "workload": name, "start_s": 0.0,
+                     **measure(one, many, code, want, n, lambda: tree_cpu_s([]))})
     pool.shutdown()
     for level in [x.strip() for x in a.levels.split(",")]:
         why = level_problem(level)
@@ -96,8 +127,9 @@ def main() -> None:
         try:
             one, many = sandboxed(sb)
             for name, (code, want) in WORKLOADS.items():
+                roots = [z.proc.pid for z in sb._all]
                 rows.append({"level": level, "workload": name, "start_s": start_s,
-                             **measure(one, many, code, want, a.calls)})
+                             **measure(one, many, code, want, a.calls, lambda roots=roots: tree_cpu_s(roots))})
         finally:
             sb.close()
     base = {r["workload"]: r["pool_cps"] for r in rows if r["level"] == "subprocess"}
@@ -105,10 +137,14 @@ def main() -> None:
     print(f"\n{a.calls} calls per workload ({min(a.calls, a.bare_sympy_calls)} for the bare sympy subprocess), {a.workers} workers, {os.cpu_count()} CPUs, load average {load:.1f} "
           f"at the end, root={os.geteuid() == 0}, tool python {python}")
     print(f"{'level':10s} {'workload':8s} {'start s':>7s} {'seq calls/s':>11s} {'pool calls/s':>12s} "
-          f"{'pool p50 ms':>11s} {'pool p99 ms':>11s} {'x subprocess':>12s}")
+          f"{'pool p50 ms':>11s} {'pool p99 ms':>11s} {'x subprocess':>12s} {'CPU ms/call':>11s} "
+          f"{'idle-CPU bound calls/s':>22s}")
     for r in rows:
         print(f"{r['level']:10s} {r['workload']:8s} {r['start_s']:7.2f} {r['seq_cps']:11.0f} {r['pool_cps']:12.0f} "
-              f"{r['p50']:11.1f} {r['p99']:11.1f} {r['pool_cps'] / base[r['workload']]:12.1f}")
+              f"{r['p50']:11.1f} {r['p99']:11.1f} {r['pool_cps'] / base[r['workload']]:12.1f} {r['cpu_ms']:11.2f} "
+              f"{a.workers * 1000 / max(r['cpu_ms'], 1e-9):22.0f}")
+    print("CPU ms/call: CPU time of the trainer, zygotes and children per pooled call; idle-CPU bound: "
+          "`workers` cores divided by it (what the pooled run would reach with those cores to itself).")
 
 
 if __name__ == "__main__":
