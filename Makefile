@@ -60,7 +60,7 @@ $(VERL_STAMP): pyproject.toml
 verl-venv: $(VERL_STAMP)
 
 test-verl: $(VERL_STAMP) tool-venv
-	$(VERL_VENV)/bin/python -m pytest -q tests/test_verl*.py $(ARGS)
+	$(VERL_VENV)/bin/python -m pytest -q tests/test_verl.py $(ARGS)
 
 train: $(STAMP) tool-venv
 	$(BIN)/taorl train $(CONFIG) $(ARGS)
@@ -68,7 +68,7 @@ train: $(STAMP) tool-venv
 test: $(STAMP) tool-venv browser-deps $(VERL_STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
 	# the verl contract tests (skipped in .venv, which has no verl)
-	$(VERL_VENV)/bin/python -m pytest -q tests/test_verl*.py
+	$(VERL_VENV)/bin/python -m pytest -q tests/test_verl.py
 
 test-fast: $(STAMP) tool-venv
 	$(BIN)/python -m pytest -q -m "not slow and not browser" $(ARGS)

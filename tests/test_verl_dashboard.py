@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
+
+AppTest = pytest.importorskip("streamlit.testing.v1", reason="the dashboard (streamlit) is in the main .venv").AppTest
 
 from taorl.config import load_config
 from taorl.integrations.verl.dump import RunDump, VerlRows
