@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from taorl.config import Config
+from taorl.train.forward import seed_everything
 from taorl.train.metrics import rollout_metrics
 from taorl.train.policy import build_policy
-from taorl.train.forward import seed_everything
 from taorl.types import SEG_MODEL, SEG_TOOL, Trajectory
 
 REPORT_FILE = "sft_report.json"
@@ -115,7 +115,7 @@ def run_sft(cfg: Config, out: str | Path) -> dict:
     tok = policy.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     t0 = time.perf_counter()
-    say = _phase_printer(cfg.logging.progress)
+    say = _say  # the phases are printed always (a line each); the bars only with logging.progress
     n_probe = sc.probe_problems * cfg.rollout.group_size
     with Sandbox(cfg.tool) as sandbox:
         say(f"1/4 probe before: {sc.probe_problems} problems x {cfg.rollout.group_size} rollouts")
@@ -185,12 +185,8 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def _phase_printer(on: bool):
-    """print("priming <phase>") when progress is on, else nothing."""
-    def say(text: str) -> None:
-        if on:
-            print(f"priming {text}", flush=True)
-    return say
+def _say(text: str) -> None:
+    print(f"priming {text}", flush=True)
 
 
 AUTO_SFT = "sft"  # train.init_from value: prime automatically (cached)
