@@ -78,7 +78,8 @@ def lab(tmp_path_factory):
            "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(state / "ws")}
     env.pop("TAORL_NOTEBOOK_RUNS", None)  # runs go beside the served notebooks, as for a person
     args = (f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} --IdentityProvider.token={token} "
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate "
+            "--ServerApp.shutdown_no_activity_timeout=900")  # a server left behind by a killed run ends itself
     # the Makefile's own `lab` target; -o: the venv is installed already (never reinstall from a test)
     log = open(state / "lab.log", "w")  # noqa: SIM115 (the server writes to it until teardown)
     proc = subprocess.Popen(["make", "-C", str(ROOT), "--no-print-directory", "-o", ".venv/.installed", "lab",
