@@ -158,3 +158,16 @@ def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
 
         plan_experiment(load_experiment(changed), out)
     shutil.rmtree(out)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_experiment_files_load(path):
+    spec = load_experiment(path)
+    assert path.read_text().startswith(f"# taorl experiment configs/experiments/{path.name}")
+    assert spec.baseline_arm == "grpo-tir" and set(spec.arms) == {"grpo-tir", "filters-only", "tao-rl"}
+    base = spec.run_config("grpo-tir", 0)
+    assert not base.algo.shaping.enabled and not base.algo.filter.group.enabled and not base.algo.filter.tool.enabled
+    assert spec.run_config("tao-rl", 0).algo.shaping.enabled
+    filters = spec.run_config("filters-only", 0)
+    assert filters.algo.filter.group.enabled and not filters.algo.shaping.enabled
+    assert base.data.difficulty == spec.eval.difficulty == 2  # mixed outcomes for the primed model
