@@ -83,6 +83,12 @@ LAB_ARGS ?=
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(NB_DIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
+# Execute notebooks on the laptop profile (primed SmolLM2, CPU) and publish HTML copies under
+# docs/notebooks/ (the .ipynb files stay without outputs). NOTEBOOKS="00_quickstart ..." picks some.
+NOTEBOOKS ?=
+notebooks: $(STAMP) tool-venv
+	$(BIN)/python notebooks/_publish.py $(NOTEBOOKS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_algo.py
 
