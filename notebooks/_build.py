@@ -308,8 +308,8 @@ df, fig = compare(res, ["reward", "grad_norm", "tao/void_rate"])
 fig
 '''),
     ("md", ("**What this shows.** Without filters, every group trains; those with all-equal rewards (on the "
-           "tiny profile: all of them, the random model never answers) contribute zero advantage, so the grad "
-           "norm is ~0 and compute is wasted. Rollouts whose tools all failed, and void turns, are trained on "
+           "tiny profile: all of them, the random model never answers, so the grad norm is ~0; on `laptop`, the "
+           "groups the primed model solves every time) contribute zero advantage and waste their compute. Rollouts whose tools all failed, and void turns, are trained on "
            "like any other. Notebooks 03 and 04 add the filters one at a time.")),
 ])
 
@@ -445,8 +445,9 @@ fig
 '''),
     ("md", ("**What this shows.** Criterion 1 acts on weights, not rows: a flagged rollout keeps its place "
            "(and, under `keep`, its vote in the group baseline) but contributes (1 − s) of its gradient. On the "
-           "tiny profile the random model writes no code, so only the void-turn mask shows in training; with a "
-           "real model, look for `tools/success_rate` rising faster with c1 than without.")),
+           "tiny profile the random model writes no code, so only the void-turn mask shows in training; on "
+           "`laptop` the primed model's failed calls are flagged in training too (`tao/traj_masked/tools_all_failed`); "
+           "over many steps, look for `tools/success_rate` rising faster with c1 than without.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 05
@@ -458,8 +459,9 @@ notebook("05_entropy_at_tool_boundaries", [
                   "mean entropy vs offset from the tool return, with the tokens before the call for comparison.")),
     ("params", PARAMS),
     ("md", ("On the tiny profile a random model has the same entropy everywhere (≈ log V), so this notebook "
-           "uses SmolLM2-135M-Instruct reading the replayed TIR trajectories (teacher forcing). On the full "
-           "profile, replace them with rollouts sampled from the base model.")),
+           "uses SmolLM2-135M-Instruct reading the replayed TIR trajectories (teacher forcing); on `laptop` the "
+           "format-primed SmolLM2 reads them. On the full profile, replace them with rollouts sampled from the "
+           "base model.")),
     ("code", REPLAY.replace("cfg = profile_config(PROFILE, short)",
                             'cfg = profile_config(PROFILE, short + (["model.name=smollm2-135m", "model.dtype=bfloat16", "model.lora.enabled=false"] if PROFILE == "tiny" else []))')
                    .replace("demo_scripts(problems)", "demo_scripts(problems)[0::3]")   # the two mixed groups: 0 and 3
@@ -559,8 +561,8 @@ fig
     ("md", ("**What this shows.** With a = 0.01 the factor stays within about ±a·max|Ĥ| of 1, so shaping "
            "re-weights tokens gently; the three gates differ only in which tokens get it (the all-gate lights "
            "every model token, the control exactly the complement of the paper's gate). On the tiny profile "
-           "the random model writes no code, so in training the post-tool gate is empty (gated fraction 0). "
-           "On the full profile compare accuracy and post-tool entropy across the three arms.")),
+           "the random model writes no code, so in training the post-tool gate is empty (gated fraction 0); on "
+           "`laptop` the primed model's calls light it. On the full profile compare accuracy and post-tool entropy across the three arms.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 07
@@ -634,7 +636,8 @@ else:
 '''),
     ("md", ("**What this shows / what to look for.** Pass@k is never below Avg@k (asserted). On the tiny "
            "profile a one-step random model answers nothing, so every arm scores 0: the numbers only prove the "
-           "pipeline. On the full profile, the paper's claim to check is the ordering TAO-RL ≥ SimpleTIR ≫ "
+           "pipeline; `laptop` runs two steps from the primed model, too few to separate the arms. On the full "
+           "profile, the paper's claim to check is the ordering TAO-RL ≥ SimpleTIR ≫ "
            "TIR baseline, with the gap larger than the seed spread.")),
 ])
 
@@ -699,6 +702,6 @@ fig
 '''),
     ("md", ("**What this shows.** Each variant is one or two switches on the same base config (see `res.diff()`), "
            "and each does on a real batch exactly what its formula says. On the tiny profile the training arms "
-           "only show the plumbing; on the full profile compare accuracy and entropy curves across the five arms.")),
+           "only show the plumbing, on `laptop` two steps of real numbers; on the full profile compare accuracy and entropy curves across the five arms.")),
 ])
 print("notebooks written to", HERE)

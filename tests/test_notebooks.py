@@ -77,6 +77,20 @@ def test_profile_banner_names_every_profile():
         profile_banner("big")
 
 
+def test_laptop_profile_reuses_the_default_priming():
+    """The laptop profile is configs/default.yaml made smaller: same model, priming on, and the same
+    priming cache key, so the primed weights `make train` caches are the ones the notebooks load."""
+    from taorl.config import load_config
+    from taorl.lab.ablation import profile_config
+    from taorl.train.sft import primed_key
+
+    laptop, default = profile_config("laptop"), load_config(ROOT / "configs" / "default.yaml")
+    assert laptop.model.name == "smollm2-135m" and laptop.train.init_from == "sft"
+    assert primed_key(laptop) == primed_key(default)
+    assert laptop.rollout.batch_prompts < default.rollout.batch_prompts     # smaller steps than the default run
+    assert profile_config("tiny").train.init_from is None                    # CI's profile never primes
+
+
 def test_each_execution_gets_its_own_directory(tmp_path, monkeypatch):
     from taorl.lab.notebook import execution_dir, runs_root
 
