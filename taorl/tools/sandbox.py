@@ -38,6 +38,7 @@ python3 + numpy + sympy), else /usr/bin/python3.
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.util
 import json
 import logging
@@ -226,7 +227,8 @@ def _zygote_source() -> str:
     return _ZYGOTE_SOURCE
 
 
-def _interpreter_paths(python: str) -> list[str]:
+@functools.lru_cache(maxsize=8)
+def _interpreter_paths(python: str) -> tuple[str, ...]:
     """What the jail must show of the tool interpreter: its prefixes and its real executable's dir."""
     out = subprocess.run([python, "-I", "-c", "import json, os, sys; print(json.dumps([sys.prefix, "
                           "sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.realpath(sys.executable), "
@@ -242,7 +244,7 @@ def _interpreter_paths(python: str) -> list[str]:
             continue
         if p not in paths and not any(p.startswith(q + "/") for q in paths):
             paths.append(p)
-    return paths
+    return tuple(paths)
 
 
 def _hidden_paths(python: str) -> dict:
@@ -446,8 +448,9 @@ class _Zygote:
             if len(answer) != size:
                 raise RuntimeError(f"zygote gave no answer ({self.stderr_tail()})")
             # every process of the call is gone now: what is left in the pipes is all there is
+            drain_until = time.monotonic() + 2.0
             for fd in (r_out, r_err):
-                while fd in open_fds and select.select([fd], [], [], 1.0)[0]:
+                while fd in open_fds and time.monotonic() < drain_until and select.select([fd], [], [], 1.0)[0]:
                     data = os.read(fd, 1 << 16)
                     if not data:
                         break
