@@ -5,6 +5,7 @@ What needs a GPU is in tests/test_gpu_device.py (marked `gpu`, skipped without C
 """
 
 import inspect
+import os
 import subprocess
 import sys
 import warnings
@@ -294,4 +295,42 @@ def test_results_file_says_not_run_rather_than_inventing_numbers():
     text = (ROOT / "benchmarks" / "gpu" / "RESULTS.md").read_text()
     for name in BENCHES:
         row = next(line for line in text.splitlines() if line.startswith(f"| {name}.py"))
-        assert "not run yet: no device in this session" in row
+        # either it says so, or a table the script appended backs the row (with the compile state)
+        if "not run yet: no device in this session" not in row:
+            section = text[text.index(f"### {name}"):]
+            assert "torch.compile:" in section.splitlines()[2], f"{name}: a result without its run's table"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BENCHES)
+def test_gpu_benchmarks_cpu_dry_run(name, tmp_path):
+    """--cpu-dry-run: the benchmark's whole path on the tiny model (hf backend and engine), its table
+    written to the dry-run file, marked as such, RESULTS.md untouched."""
+    results = ROOT / "benchmarks" / "gpu" / "RESULTS.md"
+    before = results.read_text()
+    script = ROOT / "benchmarks" / "gpu" / f"{name}.py"
+    args = ["--steps", "2"] if name == "bench_step_vs_trl" else []
+    env = {**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(script), "--cpu-dry-run", *args], check=False, capture_output=True,
+                         text=True, timeout=600, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    dry = (tmp_path / "taorl-gpu-bench-dry-run.md").read_text()
+    assert f"### {name}" in dry and "CPU DRY RUN" in dry and "torch.compile:" in dry
+    assert results.read_text() == before
+
+
+def test_gpu_check_script_is_valid_and_lists_every_stage(tmp_path):
+    script = ROOT / "scripts" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    out = subprocess.run(["bash", str(script)], check=False, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path / "out"),
+                              "WORK": str(tmp_path / "work"), "TAORL_CACHE": str(tmp_path / "cache")})
+    assert out.returncode == 0, out.stderr
+    stages = [line.split(" ")[0] for line in out.stdout.splitlines() if "(limit " in line]
+    assert stages == ["prime", "unsloth", "resume", "lora", "full", "eval", "fence", "engines", "overhead",
+                      "steptrl"]
+    limits = [int(line.split("(limit ")[1].split("s)")[0]) for line in out.stdout.splitlines() if "(limit " in line]
+    assert all(limit <= 150 for limit in limits)
+    # each engine mode is its own `taorl train` process, on the primed model
+    train = [line for line in out.stdout.splitlines() if ": taorl train" in line]
+    assert len(train) == 4 and sum("train.init_from=" in line for line in train) == 3

@@ -28,10 +28,15 @@ PLAIN = ["algo.filter.group.enabled=false", "algo.filter.tool.enabled=false", "a
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cpu-dry-run", action="store_true",
+                    help="run the plumbing on a CPU with the tiny model and the hf path (not a figure)")
     a = ap.parse_args(argv)
 
     import common
 
+    if a.cpu_dry_run:
+        common.set_dry_run()
+        a.repeats = 1
     common.require_gpu()
     cfg_tao = common.bench_config()
     from taorl.config import apply_overrides
@@ -79,10 +84,10 @@ def main(argv=None) -> int:
     groups = list(range(n))
 
     def update(cfg, weights):
-        torch.cuda.synchronize()
+        common.synchronize()
         t = time.perf_counter()
         out = ppo_update(tr.policy, tr.optimizer, cfg, by_group, groups, adv, weights, tr.pad_id, lr=1e-7)
-        torch.cuda.synchronize()
+        common.synchronize()
         return time.perf_counter() - t, out
 
     times = {"tao": [], "grpo": []}
@@ -108,7 +113,7 @@ def main(argv=None) -> int:
             ["filters", filters_s, filters_s / step, ""],
             [f"token rows ({rows_n})", tokens_s, tokens_s / step, ""],
             ["TAO-RL overhead (target <= 3%)", over, over / step, ""],
-            ["peak memory TAO / GRPO (target <= 1.05)", "", "", peaks["tao"] / peaks["grpo"]]]
+            ["peak memory TAO / GRPO (target <= 1.05)", "", "", peaks["tao"] / peaks["grpo"] if peaks["grpo"] else "n/a"]]
     common.append_result("bench_overhead", ["part", "seconds", "share of step", "peak GB"], rows)
     tr.sandbox.close() if hasattr(tr.sandbox, "close") else None
     return 0

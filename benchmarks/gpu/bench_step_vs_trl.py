@@ -10,7 +10,8 @@ it): taorl = Unsloth training + vLLM inside Unsloth + the sandbox + math-verify 
 update; TRL = GRPOTrainer(use_vllm=True, vllm_mode="colocate") with a peft LoRA and the same 0/1
 answer reward. TRL is single-turn (no tool); taorl's turns stop at code blocks and run them, so
 the table also shows tokens generated and tokens/s. The first step (compilation, warm-up) is left
-out; the mean of the others is reported: step time split by phase, tokens/s, peak memory.
+out; the mean of the others is reported: step time split by phase, tokens/s, peak memory. taorl
+runs with criterion 2 off, so it trains every group as TRL does (the random model is never right).
 Targets: taorl step <= TRL step / 2 at equal work, peak memory <= 1.05 x TRL.
 """
 
@@ -29,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 def side_taorl(steps: int) -> dict:
     import common
 
-    cfg = common.bench_config([f"train.steps={steps}", "rollout.max_turns=1"])
+    # criterion 2 off: a random model's groups are all wrong and would all be dropped, leaving taorl
+    # no update to do; TRL trains every group (zero advantages included), so equal work means this
+    cfg = common.bench_config([f"train.steps={steps}", "rollout.max_turns=1", "algo.filter.group.enabled=false"])
     from taorl.gpu import preflight
 
     preflight(cfg)
@@ -42,7 +45,7 @@ def side_taorl(steps: int) -> dict:
     for step in range(steps):
         common.reset_peak()
         m = tr.train_step(step)
-        getattr(tr.engine, "release", lambda: None)()
+        # (the trainer releases the engine itself after the rollouts)
         rows.append({"step_s": m["perf/step_s"], "gen_s": m["perf/gen_s"], "tool_s": m["perf/tool_s"],
                      "reward_s": m["perf/reward_s"], "train_s": m["perf/train_s"], "log_s": m["perf/log_s"],
                      "tokens": m["perf/tokens_per_s"] * m["perf/gen_s"], "peak_gb": common.peak_gb()})
@@ -113,21 +116,27 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--side", choices=["taorl", "trl"], default=None)
     ap.add_argument("--out", default=None, help="(with --side) write the side's JSON here")
+    ap.add_argument("--cpu-dry-run", action="store_true",
+                    help="run the plumbing on a CPU: taorl side on the tiny model and hf path, TRL side "
+                         "skipped (no vLLM on a CPU); the table is marked as a dry run")
     a = ap.parse_args(argv)
 
     import common
 
+    if a.cpu_dry_run:
+        common.set_dry_run()
     if a.side is not None:
         common.require_gpu(("unsloth", "vllm") if a.side == "taorl" else ("trl", "vllm"))
         res = side_taorl(a.steps) if a.side == "taorl" else side_trl(a.steps)
         Path(a.out).write_text(json.dumps(res)) if a.out else print(json.dumps(res))
         return 0
     common.require_gpu(("unsloth", "vllm", "trl"))
-    res = {}
-    for side in ("taorl", "trl"):
+    res = {"trl": []}
+    for side in ("taorl",) if a.cpu_dry_run else ("taorl", "trl"):
         out = Path(f"/tmp/taorl-bench-{side}.json")
-        subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(a.steps), "--out", str(out)],
-                       check=True)
+        dry = ["--cpu-dry-run"] if a.cpu_dry_run else []
+        subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(a.steps), "--out", str(out),
+                        *dry], check=True)
         res[side] = json.loads(out.read_text())["steps"]
     t, r = res["taorl"], res["trl"]
     trl_gen = mean(r, "profiling/Time taken: GRPOTrainer._generate")  # TRL's own profiling key, if logged
