@@ -272,6 +272,31 @@ def test_a_call_cannot_forge_its_answer(sb):
     ok_after(sb)  # answers are not shifted
 
 
+def test_the_zygote_s_sockets_are_out_of_reach_at_every_level(sb):
+    # at level none the zygote is a visible process of the same user; it is not dumpable, so its
+    # open files (the control and call sockets) cannot be opened through /proc without CAP_SYS_PTRACE
+    code = textwrap.dedent("""
+        import os
+        ppid, hits = os.getppid(), []
+        if ppid:
+            for fd in os.listdir(f"/proc/{ppid}/fd"):
+                try:
+                    with open(f"/proc/{ppid}/fd/{fd}", "wb", buffering=0) as f:
+                        f.write(b"forged\\n")
+                    hits.append(fd)
+                except OSError:
+                    pass
+            try:
+                open(f"/proc/{ppid}/mem", "rb").read(1)
+                hits.append("mem")
+            except OSError:
+                pass
+        print(hits)
+    """)
+    assert run_ok(sb, code) == "[]\n"
+    ok_after(sb)
+
+
 # ---------------------------------------------------------------------------------- interference
 def test_a_call_cannot_kill_the_zygote_or_another_call(sb):
     needs_call_namespaces(sb)
