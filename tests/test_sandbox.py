@@ -174,7 +174,7 @@ def test_busy_children_do_not_outlive_the_call(sb):
 
 def test_fork_bomb(sb):
     if not (ROOT and sb.isolation != "none"):
-        pytest.skip("RLIMIT_NPROC only binds after the drop to uid 65534 (root, isolation != none)")
+        pytest.skip("checks the pool of code uids, which only root has (without root: test_sandbox_attacks)")
     pool = (sb._uid_base, sb._uid_base + len(sb._all))
     r = sb.run("import os\nwhile True:\n    os.fork()")
     assert r.status in ("runtime_error", "timeout")
@@ -242,7 +242,7 @@ def host_dirs():
 
 def test_cannot_read_a_root_only_file(sb, host_dirs, tmp_path):
     if not ROOT or sb.isolation == "none":
-        pytest.skip("without the drop to uid 65534 the code reads what the trainer reads")
+        pytest.skip("without a uid of its own the code reads what the trainer reads (README table)")
     _, secret, _ = host_dirs
     tmp_secret = tmp_path / "secret2.txt"  # under pytest's root-only /tmp/pytest-of-root
     tmp_secret.write_text(secret.read_text())
@@ -256,7 +256,7 @@ def test_cannot_read_a_root_only_file(sb, host_dirs, tmp_path):
 
 def test_cannot_write_outside_its_dir(sb, host_dirs):
     if not ROOT or sb.isolation == "none":
-        pytest.skip("without the drop to uid 65534 the code writes what the trainer writes")
+        pytest.skip("without a uid of its own the code writes what the trainer writes (README table)")
     base, _, open_dir = host_dirs
     # jailed levels: read-only file system even for a world-writable dir; rlimits: permissions only
     target = (open_dir if sb.isolation in JAILED else base) / "planted.txt"

@@ -50,7 +50,8 @@ def needs_call_namespaces(sb):
 
 def needs_jail(sb):
     if sb.isolation not in ("nsjail", "bwrap"):
-        pytest.skip(f"isolation={sb.isolation} shows the host file system (README: not protected there)")
+        pytest.skip(f"isolation={sb.isolation} shows the host file system (rlimits: less the checkout, data and "
+                    "homes, tested below; README: not protected there)")
 
 
 def ok_after(sb):
