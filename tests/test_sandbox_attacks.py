@@ -345,11 +345,11 @@ def test_one_call_at_its_process_limit_does_not_stop_another_from_forking(sb):
                 n += 1
         except OSError as e:
             print("stopped at", n, type(e).__name__, flush=True)
-        time.sleep(1.5)
+        time.sleep(2.5)  # holds its processes while the victim forks
     """)
     victim = textwrap.dedent("""
         import os, time
-        time.sleep(0.7)
+        time.sleep(1.2)
         kids = []
         for _ in range(8):
             pid = os.fork()
