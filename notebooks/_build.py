@@ -159,10 +159,13 @@ from taorl.train.trainer import Trainer
 from taorl.lab.walkthrough import notebook_runs_dir
 
 run_dir = notebook_runs_dir("00") / "quickstart"     # a new folder for every execution
-cfg_run = profile_config(PROFILE, ["train.steps=2"])
+# laptop: sample twice the prompts a step trains on, so criterion 2 can find groups with mixed rewards
+cfg_run = profile_config(PROFILE, ["train.steps=2", *{"laptop": ["rollout.oversample=2.0"]}.get(PROFILE, [])])
 Trainer(cfg_run, run_dir).run()
 run = open_run(run_dir)
 print(run)
+reasons = run.groups().group_by("kept", "reason").len().sort("kept", "reason")
+print("groups by criterion 2's decision (reason null = kept):", reasons.rows())
 run.metrics().select("step", "reward", "tools/call_rate", "tools/success_rate", "tao/groups_kept", "tao/void_rate",
                      "loss", "grad_norm")
 """),
@@ -176,8 +179,9 @@ print(f"    taorl dashboard {run_dir.parent}")
            "interleaved turn by turn; a run directory is a set of Parquet tables (metrics, groups, "
            "trajectories, tokens) that the dashboard and these notebooks read. On `tiny` the random model "
            "writes no code (void turns, zero rewards, nothing to learn from): it only proves the plumbing. On "
-           "`laptop` the primed model calls the tool, some groups are mixed and train, others are dropped by "
-           "criterion 2: the next notebooks take those filters one at a time.")),
+           "`laptop` the primed model calls the tool and groups whose rollouts all agree (all right or all "
+           "wrong) are dropped by criterion 2; only mixed groups give a loss and a gradient. The next notebooks "
+           "take those filters one at a time.")),
 ])
 
 # ------------------------------------------------------------------------------------------ 01
