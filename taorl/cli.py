@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = command("eval", "Avg@k / Pass@k on the benchmarks",
                 "Evaluate a model on the benchmarks with the paper's protocol (Avg@n, unbiased Pass@k, "
                 "95% intervals over problems, tool-call and tool-success rates).")
-    e.add_argument("model", help="a run directory (its latest checkpoint, LoRA merged), a built-in name "
+    e.add_argument("model", help="a run directory (its latest checkpoint, LoRA merged) or one of its "
+                                 "checkpoints (RUN/checkpoints/step=N), a built-in name "
                                  "(smollm2-135m, smollm2-135m-primed, tiny), a model directory "
                                  "(e.g. from taorl export) or a hub id")
     e.add_argument("--step", type=int, default=None,
@@ -87,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     x = command("export", "write a run's checkpoint as a plain Hugging Face model directory",
                 "Export a run's checkpoint (LoRA merged) as a plain Hugging Face model directory that "
                 "transformers, vLLM and taorl eval load.")
-    x.add_argument("run_dir", help="a taorl run directory (holds config.yaml and checkpoints/)")
+    x.add_argument("run_dir", help="a taorl run directory (holds config.yaml and checkpoints/), or one of its "
+                                   "checkpoints (RUN/checkpoints/step=N)")
     x.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
     x.add_argument("--out", required=True, metavar="DIR", help="the model directory to create")
 

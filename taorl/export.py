@@ -36,6 +36,21 @@ def is_run_dir(path: str | Path) -> bool:
                                                              or (p / "checkpoints").is_dir())
 
 
+def locate_run(path: str | Path, step: int | None = None) -> tuple[Path | None, int | None]:
+    """(run directory, step) named by `path`: a run directory (step as given), or one of its
+    checkpoints, RUN/checkpoints/step=N or RUN/checkpoints/step=N/policy (step N); else (None, step)."""
+    import re
+
+    p = Path(path)
+    for cand in (p, p.parent):
+        m = re.match(r"^step=(\d+)$", cand.name)
+        if m and cand.parent.name == "checkpoints" and is_run_dir(cand.parent.parent):
+            if step is not None and step != int(m.group(1)):
+                raise UserError(f"--step {step}: {path} is the checkpoint of step {int(m.group(1))}")
+            return cand.parent.parent, int(m.group(1))
+    return (p, step) if is_run_dir(p) else (None, step)
+
+
 def find_checkpoint(run_dir: str | Path, step: int | None = None) -> RunCheckpoint:
     """The run's checkpoint of `step` (default: the latest), with the run's config."""
     from taorl.config import load_config
@@ -111,8 +126,10 @@ def exported_model_dir(ckpt: RunCheckpoint) -> Path:
 
 
 def export_main(args) -> int:
-    out = export_checkpoint(args.run_dir, args.out, args.step)
+    run_dir, step = locate_run(args.run_dir, args.step)
+    run_dir = run_dir or Path(args.run_dir)
+    out = export_checkpoint(run_dir, args.out, step)
     step = json.loads((out / EXPORT_FILE).read_text())["step"]
-    print(f"exported {args.run_dir} step {step} (LoRA merged) to {out}", file=sys.stdout)
+    print(f"exported {run_dir} step {step} (LoRA merged) to {out}", file=sys.stdout)
     print(f"evaluate it: taorl eval {out} --benchmarks math500 --k 4 --limit 20")
     return 0

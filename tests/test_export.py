@@ -87,3 +87,18 @@ def test_eval_a_run_directory(run, tmp_path):
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert res["model"] == f"{run} step 0" and res["protocol"]["n"] == 1
     assert (run / "exports" / "step=000000" / "config.json").is_file()  # exported once, reused
+
+
+def test_a_checkpoint_directory_names_its_run_and_step(run, tmp_path):
+    from taorl.errors import UserError
+    from taorl.export import locate_run
+
+    ck = run / "checkpoints" / "step=000000"
+    assert locate_run(ck) == (run, 0)
+    assert locate_run(ck / "policy") == (run, 0)
+    assert locate_run(run) == (run, None) and locate_run(run, 1) == (run, 1)
+    assert locate_run(tmp_path) == (None, None)
+    with pytest.raises(UserError, match="checkpoint of step 0"):
+        locate_run(ck, 1)
+    out = _taorl("export", ck / "policy", "--out", tmp_path / "from-ckpt")
+    assert out.returncode == 0 and f"exported {run} step 0" in out.stdout, out.stderr[-2000:]

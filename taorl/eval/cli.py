@@ -74,12 +74,13 @@ def eval_main(args) -> int:
     import polars as pl
 
     from taorl.eval.runner import evaluate
-    from taorl.export import exported_model_dir, find_checkpoint, is_run_dir
+    from taorl.export import exported_model_dir, find_checkpoint, locate_run
     from taorl.rollout.factory import build_eval_engine
     from taorl.tools import Sandbox
 
-    step = getattr(args, "step", None)
-    run = find_checkpoint(args.model, step) if is_run_dir(args.model) else None
+    # a run directory, or one of its checkpoints (RUN/checkpoints/step=N[/policy])
+    run_dir, step = locate_run(args.model, getattr(args, "step", None))
+    run = find_checkpoint(run_dir, step) if run_dir else None
     if step is not None and run is None:
         raise UserError(f"--step {step}: only with a run directory, and {args.model} is not one")
     if run:  # the run's checkpoint, LoRA merged (exported once into the run directory)
