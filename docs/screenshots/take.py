@@ -1,0 +1,65 @@
+"""Screenshots of dashboard pages of one run, in headless Chromium (the README's images).
+
+    .venv/bin/python docs/screenshots/take.py RUNS_DIR RUN [PAGE ...] [--compare RUN2] [--out docs/screenshots]
+
+RUNS_DIR is what `taorl dashboard` would be given, RUN the run's label in the sidebar (its path
+under RUNS_DIR); PAGE is a url path (default: boundaries tokens). Writes dashboard-<page>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from test_browser import CHROMIUM, FLAGS, start_server, wait_rendered  # noqa: E402
+
+NAMES = {"boundaries": "entropy-at-tool-calls", "tokens": "token-view"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs_dir")
+    ap.add_argument("run")
+    ap.add_argument("pages", nargs="*", default=["boundaries", "tokens"])
+    ap.add_argument("--compare", default=None, help="a second run to overlay on multi-run pages")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    a = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="taorl-shots-"))
+    proc, url = start_server(Path(a.runs_dir), tmp)
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(str(tmp / "profile"), executable_path=CHROMIUM,
+                                                       headless=True, args=FLAGS,
+                                                       viewport={"width": 1500, "height": 1100},
+                                                       env={**os.environ, "HOME": str(tmp)})
+            page = ctx.new_page()
+            for name in a.pages:
+                page.goto(f"{url}/{name}?run={a.run}")
+                wait_rendered(page, 120_000)
+                if a.compare and name in ("boundaries", "curves", "ablation", "benchmarks"):
+                    page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").first.click()
+                    page.get_by_role("option", name=a.compare).click()
+                    page.keyboard.press("Escape")
+                    wait_rendered(page, 120_000)
+                if name not in ("tokens", "browser", "group"):
+                    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+                page.wait_for_timeout(800)
+                out = Path(a.out) / f"dashboard-{NAMES.get(name, name)}.png"
+                page.screenshot(path=str(out))
+                print(f"wrote {out}")
+            ctx.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
