@@ -67,7 +67,9 @@ from taorl.lab.notebook import profile_policy
 from taorl.lab.walkthrough import demo_scripts, replay_rollouts
 
 short = ["rollout.max_turns=3", "rollout.max_turn_tokens=64", "rollout.max_response_tokens=256",
-         "rollout.obs_max_tokens=32", "rollout.group_size=4", "rollout.batch_prompts=4", "tool.timeout_s=2"]
+         "rollout.group_size=4", "rollout.batch_prompts=4", "tool.timeout_s=2"]
+if PROFILE == "tiny":   # longer observations than tiny.yaml's; laptop keeps the ones it was primed with
+    short.append("rollout.obs_max_tokens=32")
 cfg = profile_config(PROFILE, short)
 policy = profile_policy(cfg)   # scores the replayed tokens (log-probs, entropies); primed weights on "laptop"
 problems = generate(4, difficulty=0, seed=0)
