@@ -26,7 +26,7 @@ def _log(tmp_path, tracker, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_MODE", raising=False)
     cfg = load_config(ROOT / "configs" / "tiny.yaml", [f"logging.report_to=[{tracker}]", "logging.offline=true"])
-    run = tmp_path / "run-a"
+    run = tmp_path / f"run-{tmp_path.name}"  # unique: trackio appends to a run of the same name
     run.mkdir()
     t = Trackers(cfg, run)
     for step, m in enumerate(STEPS):
@@ -106,6 +106,8 @@ def test_wandb_offline_history_read_back(tmp_path, monkeypatch):
 
 
 def test_trackio_local_read_back(tmp_path, monkeypatch):
+    # trackio reads TRACKIO_DIR once, when it is imported: set it first
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
     pytest.importorskip("trackio")
     run = _log(tmp_path, "trackio", monkeypatch)
     from trackio.sqlite_storage import SQLiteStorage
