@@ -7,7 +7,7 @@
 #
 # Stages, in order (a stage that no longer fits before DEADLINE is skipped and says so):
 #   env        GPU, package versions
-#   prime      scripts/gpu_prime.py: the smoke model primed on 4 problems (CPU, own process), so the
+#   prime      scripts/gpu_prime.py: the smoke model primed on 2 problems (CPU, own process), so the
 #              RL runs have mixed-outcome groups: update, weight sync and metrics all happen
 #   unsloth    taorl train configs/gpu_smoke.yaml (vLLM inside Unsloth, LoRA), 2 steps
 #   resume     taorl train --resume of that run to 3 steps (a new process: a GPU resume)
@@ -94,7 +94,7 @@ wanted env && { if [ "$DRY_RUN" = 1 ]; then echo "env: nvidia-smi + package vers
 if [ -f "$PRIMED/weights/config.json" ] && [ -f "$PRIMED/problems.jsonl" ]; then
   wanted prime && echo "prime: using the primed model already in $PRIMED" >> "$S"
 else
-  stage prime 120 "$PY" scripts/gpu_prime.py configs/gpu_smoke.yaml "$PRIMED"
+  stage prime 150 "$PY" scripts/gpu_prime.py configs/gpu_smoke.yaml "$PRIMED"
 fi
 P="train.init_from=$PRIMED/weights data.train=$PRIMED/problems.jsonl"   # what gpu_prime.py writes
 # shellcheck disable=SC2086  # $SMOKE and $P are lists of overrides
