@@ -53,8 +53,15 @@ TAORL = [sys.executable, "-c", "import sys; from taorl.cli import main; sys.exit
 LIMIT_S = 300
 
 
-def _run(cmd, log: Path):
+# scripts/gpu_check.sh made the runs in its own time-limited stages: only read them (a stage that
+# failed fails its test here, instead of being tried again past the stage's limit)
+FROM_CHECK = bool(os.environ.get("TAORL_GPU_RUNS"))
+
+
+def _run(cmd, log: Path, *, check_makes_it: bool = True):
     """One command in its own process; its output goes to `log` and is shown when it fails."""
+    if check_makes_it:
+        assert not FROM_CHECK, f"not made by scripts/gpu_check.sh (see its log): {' '.join(map(str, cmd))}"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
         rc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, timeout=LIMIT_S, check=False).returncode
@@ -152,7 +159,8 @@ def test_vllm_turns_end_at_the_closing_fence(work, tmp_path):
 
     primed, _ = work
     res = tmp_path / "fence.json"
-    _run([sys.executable, "-c", FENCE_SNIPPET, str(res), *_train_overrides(primed)], tmp_path / "fence.log")
+    _run([sys.executable, "-c", FENCE_SNIPPET, str(res), *_train_overrides(primed)], tmp_path / "fence.log",
+         check_makes_it=False)
     data = json.loads(res.read_text())
     assert data["type"] == "VLLMEngine"
     tok = AutoTokenizer.from_pretrained(str(primed / "weights"))
