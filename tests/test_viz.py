@@ -97,3 +97,20 @@ def test_health_flags_and_best_checkpoint():
     assert best_checkpoint(ev) == (5, pytest.approx(0.3))
     fig = curves_figure({"r": m}, ["entropy"], smoothing=0.5)
     assert len(fig.data) == 2
+
+
+def test_long_curves_are_thinned_after_smoothing():
+    import numpy as np
+
+    from taorl.viz.figures import thin
+
+    assert list(thin(5, 10)) == [0, 1, 2, 3, 4]
+    idx = thin(1000, 600)
+    assert len(idx) <= 600 and idx[0] == 0 and idx[-1] == 999 and (np.diff(idx) >= 1).all()
+    ys = [float((i * 37) % 11) for i in range(1000)]
+    m = pl.DataFrame({"step": list(range(1000)), "wall_s": [float(i) for i in range(1000)], "entropy": ys})
+    fig = curves_figure({"r": m}, ["entropy"], smoothing=0.5, max_points=600)
+    raw, smooth = fig.data
+    assert len(raw.x) == len(idx) and list(raw.x) == [float(i) for i in idx]
+    # the smoothed line is the EMA over all 1000 steps, sampled at the kept steps (not an EMA of the kept ones)
+    np.testing.assert_allclose(smooth.y, ema(ys, 0.5)[idx])

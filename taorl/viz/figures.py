@@ -72,11 +72,21 @@ def _x(df: pl.DataFrame, x: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------- curves
+def thin(n: int, max_points: int) -> np.ndarray:
+    """Indices of at most max_points of n points, evenly spread, first and last always kept: a long
+    run is drawn from fewer points (the browser's work grows with them) after smoothing on all."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+
+
 def curves_figure(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str = "step",
                   smoothing: float = 0.6, colors: dict[str, str] | None = None, cols: int = 2,
-                  height_per_row: int = 260, title: str | None = None) -> go.Figure:
+                  height_per_row: int = 260, title: str | None = None, max_points: int = 600) -> go.Figure:
     """One panel per metric, one colour per run: the raw values faint, the EMA-smoothed line solid.
-    runs: label -> wide metrics frame (step, wall_s, <metric>...); x: "step" or "wall_s" (hours)."""
+    runs: label -> wide metrics frame (step, wall_s, <metric>...); x: "step" or "wall_s" (hours).
+    Runs longer than max_points steps are drawn from max_points of them (thin), the EMA being
+    computed on every step first."""
     metrics = list(metrics)
     colors = colors or run_colors(list(runs))
     cols = max(1, min(cols, len(metrics) or 1))
@@ -89,6 +99,9 @@ def curves_figure(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str 
             if m not in df.columns or df.is_empty():
                 continue
             xs, ys = _x(df, x), df.get_column(m).to_numpy().astype(float)
+            smooth = ema(ys, smoothing) if smoothing > 0 else ys
+            keep = thin(len(xs), max_points)
+            xs, ys, smooth = xs[keep], ys[keep], smooth[keep]
             col = colors.get(name, PALETTE[0])
             first = i == 0
             trace = _line(len(xs))
@@ -96,7 +109,7 @@ def curves_figure(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str 
                 fig.add_trace(trace(x=xs, y=ys, mode="lines", line={"color": with_alpha(col, 0.25), "width": 1},
                                            name=f"{name} (raw)", legendgroup=name, showlegend=False,
                                            hoverinfo="skip"), row=r, col=c)
-            fig.add_trace(trace(x=xs, y=ema(ys, smoothing) if smoothing > 0 else ys, mode="lines",
+            fig.add_trace(trace(x=xs, y=smooth, mode="lines",
                                        line={"color": col, "width": 2}, name=name, legendgroup=name,
                                        showlegend=first, hovertemplate=f"{name}<br>%{{x}}: %{{y:.4g}}<extra></extra>"),
                           row=r, col=c)
