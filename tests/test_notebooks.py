@@ -138,3 +138,22 @@ def test_notebook_runs_on_tiny_profile(path, tmp_path, monkeypatch):
     monkeypatch.setenv("TAORL_NOTEBOOK_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     _execute(path, NB_DIR)
+
+
+def test_published_html_copies_name_their_profile():
+    """docs/notebooks/*.html (make notebooks): executed copies of existing notebooks, each saying which
+    profile produced it, none showing a traceback, all listed in index.md, which the README links."""
+    import re
+
+    out = ROOT / "docs" / "notebooks"
+    pages = sorted(out.glob("*.html"))
+    assert pages, "nothing published under docs/notebooks/ (make notebooks)"
+    index = (out / "index.md").read_text()
+    assert "docs/notebooks/index.md" in (ROOT / "README.md").read_text()
+    for page in pages:
+        assert (NB_DIR / f"{page.stem}.ipynb").is_file(), f"{page.name}: no such notebook"
+        assert f"]({page.stem}.html)" in index, f"{page.name} is not listed in docs/notebooks/index.md"
+        text = page.read_text()
+        assert re.search(r"Executed copy\.</strong> <code>PROFILE = (&quot;|\")laptop", text), page.name
+        assert re.search(r"Outputs below come from PROFILE = (&#x27;|&#39;|')laptop", text), page.name
+        assert "Traceback (most recent call last)" not in text, f"{page.name} shows an error"
