@@ -681,8 +681,8 @@ summary
 ch = frames["Cheng additive"].filter(pl.col("segment") == "model")
 bonus = (ch["gate"] * pl.Series([min(0.1 * h, abs(a) / 2) for h, a in zip(ch["entropy"], ch["advantage"])]))
 assert ((ch["shaped_advantage"] - ch["advantage"]) - bonus).abs().max() < 1e-5
-# 80/20 gate: round(0.2 n) of the n model (loss-mask) tokens of the batch, the highest-entropy ones
-eq = frames["entropy top 20%"].filter(pl.col("segment") == "model")
+# 80/20 gate: round(0.2 n) of the n trained model tokens (loss mask, weight > 0), the highest-entropy ones
+eq = frames["entropy top 20%"].filter((pl.col("segment") == "model") & (pl.col("weight") > 0))
 assert int(eq["gate"].sum()) == round(0.2 * eq.height)
 assert eq.filter(pl.col("gate") == 1)["entropy"].min() >= eq.filter(pl.col("gate") == 0)["entropy"].max()
 # Dr.GRPO: Â = r - mean(r), no division by the std
