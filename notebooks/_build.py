@@ -10,9 +10,13 @@ import nbformat as nbf
 HERE = Path(os.environ.get("TAORL_NB_OUT") or Path(__file__).parent)  # tests build into a temp dir
 
 
-# Measured wall time of one execution on PROFILE = "laptop" (2-core CPU shared with other jobs, primed
-# SmolLM2 already cached): the cells of docs/notebooks/*.html. None: not measured yet.
-LAPTOP_RUNTIME: dict[str, str | None] = {"04": "22 minutes (CPU shared with other jobs)"}
+# Measured wall time of one execution on PROFILE = "laptop" (idle 2-core CPU, primed SmolLM2 already
+# cached; 07 primes a second seed's model itself, about 90 s): docs/notebooks/timings.json, made by
+# notebooks/_publish.py. None: not measured yet.
+LAPTOP_RUNTIME: dict[str, str | None] = {
+    "00": "about 25 s", "01": "about 20 s", "02": "about 30 s", "03": "about 45 s", "04": "about 50 s",
+    "05": "about 10 s", "06": "about 2 minutes", "07": "about 3.5 minutes", "08": "about 1.5 minutes",
+}
 
 
 def header(title, learn, tiny, full, end):
@@ -21,7 +25,7 @@ def header(title, learn, tiny, full, end):
     return (f"# {title}\n\n**What you will learn.** {learn}\n\n"
             f"**Runtime.** `PROFILE = \"tiny\"` (random tiny model, for CI): {tiny} on a 2-core CPU. "
             f"`PROFILE = \"laptop\"` (format-primed SmolLM2-135M, real tool calls): {laptop} on a 2-core CPU, "
-            f"plus 5-10 minutes once to prime the model if `make train` has not cached it yet. "
+            f"plus about 90 s once (idle 2-core CPU) to prime the model if `make train` has not cached it yet. "
             f"`PROFILE = \"full\"`: {full}.\n\n"
             f"**What you should see at the end.** {end}\n\n"
             f"Each execution writes its runs to a new folder `runs/<notebook>/<time>/` beside this notebook, so "

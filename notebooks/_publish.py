@@ -47,16 +47,22 @@ def execute(name: str, profile: str, timeout_s: int) -> tuple[object, float]:
     return nb, time.perf_counter() - t0
 
 
+def relative_paths(text: str) -> str:
+    """Paths as the reader's own: under the checkout relative (runs/...), under the home directory ~/..."""
+    return text.replace(str(ROOT) + "/", "").replace(str(Path.home()) + "/", "~/")
+
+
 def to_html(nb, name: str, profile: str, seconds: float, command: str) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
     note = (f"**Executed copy.** `PROFILE = \"{profile}\"`, run top to bottom on {time.strftime('%Y-%m-%d')} "
-            f"on a {os.cpu_count()}-core {platform.machine()} CPU shared with other jobs, in "
-            f"{seconds / 60:.1f} minutes, by `{command}`. The notebook itself "
+            f"on a {os.cpu_count()}-core {platform.machine()} CPU (load average {os.getloadavg()[0]:.1f} "
+            f"when it finished), in {seconds / 60:.1f} minutes, by `{command}`. The notebook itself "
             f"([notebooks/{name}.ipynb](../../notebooks/{name}.ipynb)) is stored without outputs.")
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    body = relative_paths(body)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.html"
     path.write_text(body)

@@ -157,3 +157,5 @@ def test_published_html_copies_name_their_profile():
         assert re.search(r"Executed copy\.</strong> <code>PROFILE = (&quot;|\")laptop", text), page.name
         assert re.search(r"Outputs below come from PROFILE = (&#x27;|&#39;|')laptop", text), page.name
         assert "Traceback (most recent call last)" not in text, f"{page.name} shows an error"
+        for own in (str(ROOT) + "/", str(Path.home()) + "/"):
+            assert own not in text, f"{page.name} names this machine's path {own}"
