@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,26 @@ def relative_paths(text: str) -> str:
     return text.replace(str(ROOT) + "/", "").replace(str(Path.home()) + "/", "~/")
 
 
+STYLE = re.compile(r'<style type="text/css">(.*?)</style>\n?', re.S)
+SHARED_CSS = "notebook.css"
+
+
+def share_template_css(page: str) -> str:
+    """Move the page template's CSS (the same ~7,000 lines in every page's <head>) into one
+    docs/notebooks/notebook.css that every page links, instead of a copy per page."""
+    head, sep, rest = page.partition("</head>")
+    css = "\n".join(m.group(1).strip() for m in STYLE.finditer(head))
+    if not css:
+        return page  # already shared
+    target = OUT / SHARED_CSS
+    if target.exists() and target.read_text() != css + "\n":
+        raise SystemExit(f"{target}: another nbconvert template wrote different CSS; republish every page")
+    target.write_text(css + "\n")
+    link = f'<link rel="stylesheet" href="{SHARED_CSS}">\n'
+    head = STYLE.sub("", head)
+    return head.replace("<title>", link + "<title>", 1) + sep + rest
+
+
 def to_html(nb, name: str, profile: str, seconds: float, command: str) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
@@ -62,7 +83,7 @@ def to_html(nb, name: str, profile: str, seconds: float, command: str) -> Path:
             f"([notebooks/{name}.ipynb](../../notebooks/{name}.ipynb)) is stored without outputs.")
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    body = relative_paths(body)
+    body = share_template_css(relative_paths(body))
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.html"
     path.write_text(body)
