@@ -53,7 +53,7 @@ def relative_paths(text: str) -> str:
     return text.replace(str(ROOT) + "/", "").replace(str(Path.home()) + "/", "~/")
 
 
-STYLE = re.compile(r'<style type="text/css">(.*?)</style>\n?', re.S)
+STYLE = re.compile(r'<style type="text/css">(.*?)</style>\n?', re.DOTALL)
 SHARED_CSS = "notebook.css"
 
 
