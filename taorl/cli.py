@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--seeds", default=None, help="comma list replacing the file's seeds (a reduced run)")
     x.add_argument("--steps", type=int, default=None, help="train.steps of every run (a reduced run)")
     x.add_argument("--label", default=None, help="note at the top of the report")
+    x.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, each in its own process with cpu_count/JOBS threads (default: 1)")
     x.add_argument("--plan", action="store_true", help="only print what would be trained, resumed or skipped")
     x.add_argument("--report-only", action="store_true", help="only rewrite the report from what is on disk")
     x.add_argument("--no-png", action="store_true", help="do not draw the figures to PNG (Chromium)")

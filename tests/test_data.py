@@ -133,6 +133,21 @@ def test_procedural_deterministic_and_scaled():
         generate(3, 9)
 
 
+def test_procedural_kinds_from_the_config():
+    from taorl.config import load_config
+    from taorl.data import load_train_problems
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "default.yaml",
+                      ["data.kinds=[multiply,gcd_lcm]", "data.difficulty=3", "data.n_problems=10"])
+    probs = load_train_problems(cfg.data)
+    assert [p.meta["kind"] for p in probs] == ["multiply", "gcd_lcm"] * 5
+    assert all(_run(p.meta["solution_code"]) == p.answer for p in probs)
+    with pytest.raises(UserError, match="kind 'modpoww'.*known: add, multiply"):
+        load_problems("procedural", n=3, kinds=["modpoww"])
+    with pytest.raises(UserError, match="only to 'procedural'"):
+        load_problems("math500", kinds=["add"])
+
+
 def test_problem_is_plain_data():
     p = Problem("x", "1+1", "2", "mine")
     assert p.meta == {} and Problem("y", "q", "1", "s").meta is not p.meta

@@ -98,6 +98,21 @@ def test_eval_steps_and_run_config(tmp_path):
     assert spec.run_config("tao", 1).algo.shaping.enabled
 
 
+def test_start_evaluation_shared_only_between_algo_arms(tmp_path):
+    from taorl.experiment.runner import RunPlan, start_source
+
+    text = BASE.replace("  tao: []", "  tao: []\n  lr: [train.lr=3.0e-3]\n  late: [algo.shaping.coef=0.5]")
+    spec = load_experiment(_write(tmp_path, text))
+
+    def source(arm, seed=0):
+        return start_source(spec, RunPlan(arm, seed, tmp_path, spec.run_config(arm, seed), "start"))
+
+    # tao and late differ from grpo only in algo.*: one step-0 evaluation (grpo's) serves all three;
+    # a different learning rate is not an algo.* key, so that arm is evaluated itself
+    assert [source(a) for a in ("grpo", "tao", "late", "lr")] == ["grpo", "grpo", "grpo", "lr"]
+    assert source("tao", seed=1) == "grpo"
+
+
 # ----------------------------------------------------------------------------------- end to end
 @pytest.mark.slow  # about 2 CPU-minutes: 5 trainings and 5 evaluations, each in its own process
 def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
@@ -106,9 +121,22 @@ def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
 
     exp = _write(tmp_path, BASE)
     out = tmp_path / "out"
-    assert main(["experiment", str(exp), "--out", str(out), "--no-png"]) == 0
+    # two runs at once, each worker's output in its own log file
+    assert main(["experiment", str(exp), "--out", str(out), "--no-png", "--jobs", "2"]) == 0
     log = capsys.readouterr().out
     assert "[1/4] grpo seed 0: train 1 steps; evaluate after [0, 1] steps" in log
+    assert "(2 runs at once; their logs in" in log and log.count("trained in") == 4
+    assert {f.name for f in (out / "logs").iterdir()} >= {"grpo-seed-0-start.log", "tao-seed-1-train.log",
+                                                          "tao-seed-1-eval.log"}
+    # the initial weights are evaluated once per seed: the arms differ only in algo.*, so tao's
+    # step-0 file is grpo's with the arm renamed (and says so in its worker's log)
+    assert not (out / "logs" / "tao-seed-0-start.log").exists()
+    for seed in (0, 1):
+        g, t = (pl.read_parquet(out / "heldout" / a / f"seed-{seed}" / "step=000000.parquet") for a in ("grpo", "tao"))
+        assert t["arm"].unique().to_list() == ["tao"]
+        assert t.drop("arm").equals(g.drop("arm"))
+        assert f"the same weights and sampling as grpo seed {seed}; its evaluation copied" in \
+            (out / "logs" / f"tao-seed-{seed}-eval.log").read_text()
     rep = load_report(out)
     s = rep["summary"]
     assert s.columns[:5] == ["arm", "seed", "step", "metric", "value"]
@@ -170,4 +198,5 @@ def test_shipped_experiment_files_load(path):
     assert spec.run_config("tao-rl", 0).algo.shaping.enabled
     filters = spec.run_config("filters-only", 0)
     assert filters.algo.filter.group.enabled and not filters.algo.shaping.enabled
-    assert base.data.difficulty == spec.eval.difficulty == 2  # mixed outcomes for the primed model
+    # the training task and the held-out set are the same kind of problem (mixed outcomes for the primed model)
+    assert base.data.difficulty == spec.eval.difficulty and base.data.kinds == spec.eval.kinds

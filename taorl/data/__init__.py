@@ -16,11 +16,11 @@ from taorl.errors import UserError
 
 
 def load_problems(spec: str, limit: int | None = None, seed: int = 0, *, n: int = 2000,
-                  difficulty: int = 1) -> list[Problem]:
+                  difficulty: int = 1, kinds: list[str] | None = None) -> list[Problem]:
     """Problems from ``spec``: "procedural", a benchmark name, or a .jsonl/.parquet path.
 
     ``limit`` keeps the first ``limit`` problems (file order, so subsets are stable across runs);
-    ``seed``, ``n`` and ``difficulty`` are the procedural generator's. Shuffling is the trainer's job.
+    ``seed``, ``n``, ``difficulty`` and ``kinds`` are the procedural generator's. Shuffling is the trainer's job.
     """
     if limit is not None and limit < 1:
         raise UserError(f"limit={limit}: expected a positive number of problems")
@@ -28,7 +28,9 @@ def load_problems(spec: str, limit: int | None = None, seed: int = 0, *, n: int 
     if key == "procedural":
         from taorl.data.procedural import generate
 
-        problems = generate(n if limit is None else min(n, limit), difficulty=difficulty, seed=seed)
+        problems = generate(n if limit is None else min(n, limit), difficulty=difficulty, seed=seed, kinds=kinds)
+    elif kinds:
+        raise UserError(f"data '{spec}': kinds={kinds} applies only to 'procedural' problems")
     elif key.lower() in BENCHMARKS:
         problems = load_benchmark(key, limit=limit)
     elif Path(key).suffix.lower() in (".jsonl", ".json", ".parquet"):
@@ -41,7 +43,8 @@ def load_problems(spec: str, limit: int | None = None, seed: int = 0, *, n: int 
 
 def load_train_problems(data_cfg) -> list[Problem]:
     """The training pool described by a ``taorl.config.DataConfig``."""
-    return load_problems(data_cfg.train, seed=data_cfg.seed, n=data_cfg.n_problems, difficulty=data_cfg.difficulty)
+    return load_problems(data_cfg.train, seed=data_cfg.seed, n=data_cfg.n_problems, difficulty=data_cfg.difficulty,
+                         kinds=data_cfg.kinds)
 
 
 __all__ = ["BENCHMARKS", "BenchmarkSpec", "Problem", "benchmark_names", "load_benchmark", "load_problems",

@@ -32,5 +32,5 @@ def experiment_main(args) -> int:
         rep = write_report(spec, out, figures_png=not args.no_png)
         print(f"report: {rep / 'report.md'}")
         return 0
-    run_experiment(spec, out, figures_png=not args.no_png)
+    run_experiment(spec, out, figures_png=not args.no_png, jobs=args.jobs)
     return 0

@@ -157,9 +157,11 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
           f"- base config: `{meta['config']}` + {spec.overrides or 'no overrides'}",
           f"- model: `{base_cfg.model.name}` (train.init_from: `{base_cfg.train.init_from}`), "
           f"{cfg.train.steps} optimizer steps, {cfg.rollout.batch_prompts} prompts x G={cfg.rollout.group_size} "
-          f"rollouts per step, training data: `{cfg.data.train}` difficulty {cfg.data.difficulty}",
+          f"rollouts per step, training data: `{cfg.data.train}` difficulty {cfg.data.difficulty}"
+          + (f", kinds {', '.join(cfg.data.kinds)}" if cfg.data.kinds else ""),
           f"- seeds: {spec.seeds}; baseline for paired differences: `{res['baseline']}`",
-          f"- held-out: {meta['held_out'][0]} procedural problems, difficulty {spec.eval.difficulty}, seed "
+          f"- held-out: {meta['held_out'][0]} procedural problems, difficulty {spec.eval.difficulty}"
+          + (f" (kinds {', '.join(spec.eval.kinds)})" if spec.eval.kinds else "") + ", seed "
           f"{spec.eval.seed} ({meta['held_out'][1]} dropped as also in the training pool); {n} samples each, "
           f"temperature {cfg.eval.temperature}, top_p {cfg.eval.top_p}, up to {cfg.eval.max_turns} turns and "
           f"{cfg.eval.max_response_tokens} response tokens, tool {'on' if cfg.eval.tool else 'off'}",

@@ -20,12 +20,18 @@ saved. On a second call each run is looked at in turn:
     a different config                error naming the first differing key (use another --out)
 
 and only the held-out evaluations whose file is missing are computed.
+
+The initial weights are evaluated once per seed: arms whose run configs differ only in `algo.*` keys
+start from the same weights and sample the held-out set with the same seed, so their step-0 files
+are copies of one evaluation (the log says which). `jobs=N` runs N runs at once, each in its own
+process with its log in <out>/logs/ and cpu_count/N torch threads unless OMP_NUM_THREADS is set.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -69,7 +75,7 @@ def held_out_problems(spec: ExperimentSpec, cfg: Config) -> tuple[list, int]:
     from taorl.data.procedural import generate
 
     e = spec.eval
-    drawn = generate(e.problems, difficulty=e.difficulty, seed=e.seed)
+    drawn = generate(e.problems, difficulty=e.difficulty, seed=e.seed, kinds=e.kinds)
     train_texts = {p.problem for p in load_train_problems(cfg.data)}
     kept = [p for p in drawn if p.problem not in train_texts]
     if not kept:
@@ -211,65 +217,188 @@ def train_run(plan: RunPlan) -> None:
     Trainer(plan.cfg, plan.dir, resume=plan.action == "resume").run()
 
 
-def _in_process(out: Path, arm: str, seed: int, what: str, log: Callable[[str], None]) -> None:
+def _in_process(out: Path, arm: str, seed: int, what: str, log: Callable[[str], None], *,
+                logfile: Path | None = None, threads: int | None = None) -> None:
     """Run `python -m taorl.experiment.worker OUT ARM SEED WHAT` and wait: every training and every
     evaluation gets a fresh process (GPU engines such as vLLM allow one engine per process, and the
-    memory of one run never leaks into the next)."""
+    memory of one run never leaks into the next). With `logfile` its output goes there (appended)."""
+    import os
     import subprocess
     import sys
 
     cmd = [sys.executable, "-m", "taorl.experiment.worker", str(out), arm, str(seed), what]
-    rc = subprocess.run(cmd).returncode
+    env = dict(os.environ)
+    if threads and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(threads)
+    if logfile is None:
+        rc = subprocess.run(cmd, env=env).returncode
+    else:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(logfile, "ab") as fh:
+            rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
     if rc != 0:
-        raise UserError(f"{arm} seed {seed}: {what} failed (exit code {rc}; command: {' '.join(cmd)}); "
-                        f"fix the cause and run the same experiment command again: finished runs are kept")
+        tail = ""
+        if logfile is not None and logfile.is_file():
+            last = logfile.read_text(errors="replace").splitlines()[-15:]
+            tail = "\n" + "\n".join(f"        | {x[-200:]}" for x in last)
+        raise UserError(f"{arm} seed {seed}: {what} failed (exit code {rc}; command: {' '.join(cmd)}"
+                        + (f"; log: {logfile}" if logfile else "") + "); fix the cause and run the same "
+                        f"experiment command again: finished runs are kept{tail}")
+
+
+@dataclass
+class _Task:
+    plan: RunPlan
+    steps: list[str]  # worker actions in order: "start" (step-0 evaluation only), "train", "eval"
+    line: str  # what the log says when the task begins
+
+
+def _run_task(t: _Task, spec: ExperimentSpec, out: Path, problems: list, log: Callable[[str], None],
+              isolate: bool, jobs: int) -> None:
+    p = t.plan
+    log(t.line)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    for what in t.steps:
+        t0 = time.perf_counter()
+        logfile = out / "logs" / f"{p.arm}-seed-{p.seed}-{what}.log" if jobs > 1 else None
+        if isolate:
+            _in_process(out, p.arm, p.seed, what, log, logfile=logfile, threads=threads)
+        elif what == "train":
+            train_run(p)
+        else:
+            evaluate_pending(spec, out, p, problems, log, only_start=what == "start")
+        gc.collect()
+        if what == "train":
+            log(f"      {p.arm} seed {p.seed}: trained in {time.perf_counter() - t0:.0f} s -> {p.dir}")
+
+
+def _run_tasks(tasks: list[_Task], spec: ExperimentSpec, out: Path, problems: list, log: Callable[[str], None],
+               isolate: bool, jobs: int, t_all: float, done: list[int], total: int) -> None:
+    """Each task's steps in order; up to `jobs` tasks at once. With several jobs a failed run does
+    not stop the others; the first failure is raised once all have ended."""
+    import threading
+
+    lock = threading.Lock()
+
+    def locked_log(msg: str) -> None:
+        with lock:
+            log(msg)
+
+    def one(t: _Task) -> None:
+        _run_task(t, spec, out, problems, locked_log, isolate, jobs)
+        if "train" in t.steps or "eval" in t.steps:
+            with lock:
+                done[0] += 1
+                if done[0] < total:
+                    log(f"      {done[0]}/{total} runs done, {(time.perf_counter() - t_all) / 60:.1f} min so far")
+
+    if jobs <= 1:
+        for t in tasks:
+            one(t)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, t) for t in tasks]
+        errors = [f.exception() for f in futures]
+    errors = [e for e in errors if e is not None]
+    for e in errors[1:]:
+        log(f"      also failed: {e}")
+    if errors:
+        raise errors[0]
 
 
 def run_experiment(spec: ExperimentSpec, out: str | Path, *, figures_png: bool = True,
-                   log: Callable[[str], None] = print, isolate: bool = True) -> Path:
+                   log: Callable[[str], None] = print, isolate: bool = True, jobs: int = 1) -> Path:
     """Train and evaluate every (arm, seed) not done yet, then write the report. Returns the report dir.
 
-    isolate: each training and evaluation in its own process (default); False runs them here."""
+    isolate: each training and evaluation in its own process (default); False runs them here.
+    jobs: how many runs at once (each in its own process; needs isolate)."""
     from taorl.experiment.report import write_report
 
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: expected at least 1")
+    if jobs > 1 and not isolate:
+        raise UserError("jobs > 1 runs each run in its own process: it needs isolate=True")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plans = plan_experiment(spec, out)
     write_spec(spec, out)
     problems, dropped = held_out_problems(spec, plans[0].cfg)
-    log(f"experiment {spec.name}: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {out}")
-    log(f"held-out: {len(problems)} procedural problems (difficulty {spec.eval.difficulty}, seed "
+    log(f"experiment {spec.name}: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {out}"
+        + (f" ({jobs} runs at once; their logs in {out / 'logs'})" if jobs > 1 else ""))
+    kinds = f", kinds {', '.join(spec.eval.kinds)}" if spec.eval.kinds else ""
+    log(f"held-out: {len(problems)} procedural problems (difficulty {spec.eval.difficulty}{kinds}, seed "
         f"{spec.eval.seed}; {dropped} dropped as also in the training pool)")
     t_all = time.perf_counter()
-    for i, (p, line) in enumerate(zip(plans, describe(plans, spec, out)), 1):
-        log(line)
-        t0 = time.perf_counter()
-        if p.action in ("start", "resume"):
-            if isolate:
-                _in_process(out, p.arm, p.seed, "train", log)
-            else:
-                train_run(p)
-                gc.collect()
-            log(f"      trained in {time.perf_counter() - t0:.0f} s -> {p.dir}")
-        if any(not heldout_file(out, p.arm, p.seed, s).is_file() for s in spec.eval_steps(p.cfg.train.steps)):
-            if isolate:
-                _in_process(out, p.arm, p.seed, "eval", log)
-            else:
-                evaluate_pending(spec, out, p, problems, log)
-                gc.collect()
-        if i < len(plans):
-            log(f"      {i}/{len(plans)} runs done, {(time.perf_counter() - t_all) / 60:.1f} min so far")
+    lines = describe(plans, spec, out)
+    # the initial weights first, once per seed (the other arms' step-0 files are copies)
+    first = [_Task(p, ["start"], f"initial weights, seed {p.seed} ({p.arm}): held-out evaluation")
+             for p in plans if spec.eval.at_start and start_source(spec, p) == p.arm
+             and not heldout_file(out, p.arm, p.seed, 0).is_file()]
+    _run_tasks(first, spec, out, problems, log, isolate, jobs, t_all, [0], 0)
+    tasks = []
+    for p, line in zip(plans, lines):
+        needs_eval = any(not heldout_file(out, p.arm, p.seed, s).is_file() for s in spec.eval_steps(p.cfg.train.steps))
+        tasks.append(_Task(p, (["train"] if p.action in ("start", "resume") else []) + (["eval"] if needs_eval else []),
+                           line))
+    _run_tasks(tasks, spec, out, problems, log, isolate, jobs, t_all, [0], len(tasks))
     report = write_report(spec, out, held_out=(len(problems), dropped), figures_png=figures_png, log=log)
+    log(f"experiment finished in {(time.perf_counter() - t_all) / 60:.1f} min")
     log(f"report: {report / 'report.md'}")
     log(f"browse the runs: taorl dashboard {out / 'runs'}   (the Ablations page shows this report)")
     return report
 
 
 def evaluate_pending(spec: ExperimentSpec, out: Path, plan: RunPlan, problems: list,
-                     log: Callable[[str], None] = print) -> None:
+                     log: Callable[[str], None] = print, *, only_start: bool = False) -> None:
+    """The run's missing held-out evaluations (only step 0 with only_start); a missing step-0 file
+    is copied from a start twin's (see start_twin) when one has it."""
     todo = [s for s in spec.eval_steps(plan.cfg.train.steps) if not heldout_file(out, plan.arm, plan.seed, s).is_file()]
+    if only_start:
+        todo = [s for s in todo if s == 0]
+    if 0 in todo and copy_start_eval(spec, out, plan, log):
+        todo.remove(0)
     if todo:
         evaluate_run(spec, plan, out, problems, todo, log=log)
+
+
+# ------------------------------------------------------------------------- shared start evaluation
+def start_twins(spec: ExperimentSpec, a: Config, b: Config) -> bool:
+    """Whether two run configs start from the same weights and evaluate them the same way: they
+    differ only in algo.* keys (and the free keys), and prime to the same cache entry."""
+    diff = config_diff(a.to_dict(), b.to_dict())
+    if any(not k.startswith("algo.") and k not in FREE_KEYS for k in diff):
+        return False
+    if a.train.init_from == "sft":
+        from taorl.train.sft import primed_key
+
+        return primed_key(a) == primed_key(b)
+    return True
+
+
+def start_source(spec: ExperimentSpec, plan: RunPlan) -> str:
+    """The first arm (in file order) whose step-0 evaluation this run's equals (itself if none)."""
+    for arm in spec.arms:
+        if arm == plan.arm or start_twins(spec, spec.run_config(arm, plan.seed), plan.cfg):
+            return arm
+    return plan.arm
+
+
+def copy_start_eval(spec: ExperimentSpec, out: Path, plan: RunPlan, log: Callable[[str], None] = print) -> bool:
+    """Write this run's step-0 file from its start source's, if that exists. Returns whether it did."""
+    src_arm = start_source(spec, plan)
+    src = heldout_file(out, src_arm, plan.seed, 0)
+    if src_arm == plan.arm or not src.is_file():
+        return False
+    f = heldout_file(out, plan.arm, plan.seed, 0)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp")
+    pl.read_parquet(src).with_columns(pl.lit(plan.arm).alias("arm")).write_parquet(tmp)
+    tmp.replace(f)
+    log(f"      held-out after 0 steps: the same weights and sampling as {src_arm} seed {plan.seed}; "
+        f"its evaluation copied")
+    return True
 
 
 def write_spec(spec: ExperimentSpec, out: Path) -> Path:

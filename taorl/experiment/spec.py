@@ -14,6 +14,7 @@
       at_start: true                  # and the initial weights (step 0)
       problems: 64                    # held-out procedural problems ...
       difficulty: 2                   # ... of this difficulty ...
+      kinds: null                     # ... of these procedural kinds (null: every kind) ...
       seed: 1000                      # ... drawn with this seed; any that also appear in the
                                       #     training pool are dropped (the report says how many)
       n: 4                            # samples per problem (null: the config's eval.n)
@@ -47,6 +48,7 @@ class HeldOut(_Strict):
     at_start: bool = True
     problems: int = Field(64, ge=1)
     difficulty: int = Field(2, ge=0, le=5)
+    kinds: list[str] | None = None
     seed: int = 1000
     n: int | None = Field(None, ge=1)
     k: list[int] | None = None
