@@ -8,21 +8,14 @@ For P problems and G rollouts each, P·G trajectories advance turn by turn toget
                 it stops right after the first complete fenced code block (or eos, or the cap
                 min(max_turn_tokens, max_response_tokens - response length))
                 the returned ids are appended as they are (segment MODEL, turn k, sampling logprob)
-    then        \\boxed{ in the turn's prose        -> episode ends, finish "answer"
-                (its text outside the tool call: a call that prints \\boxed{ runs first)
-                a tool call                         -> all calls of the turn run concurrently
-                                                       (tool.run_many); the observation
-                                                       "\\nCode execution result: ...\\n" (≤ obs_max_chars
-                                                       chars, ≤ obs_max_tokens tokens) is tokenized
-                                                       ALONE and appended (segment TOOL, turn k,
-                                                       logprob 0, never trained on)
-                no call, turn cut at its token cap  -> truncated, finish "length" (the cap of
-                                                       max_turn_tokens or of the response budget:
-                                                       the turn was cut, not void)
-                no call, turn ended by itself       -> void turn, episode ends, finish "void"
-                \\boxed{ in the observation (final_answer) -> finish "answer"
-                response length reached             -> truncated, finish "length"
-                k = max_turns - 1                   -> finish "max_turns"
+    then        what the turn asks for (taorl.rollout.turn.after_model_turn): \\boxed{ in its prose
+                ends the episode; a tool call runs, all calls of the turn concurrently
+                (tool.run_many), and its observation "\\nCode execution result: ...\\n"
+                (≤ obs_max_chars chars, ≤ obs_max_tokens tokens) is tokenized ALONE and appended
+                (segment TOOL, turn k, logprob 0, never trained on); no call ends the episode as
+                truncated when the engine cut the turn at its token cap, else as a void turn.
+                After the observation (taorl.rollout.turn.after_observation): \\boxed{ in it,
+                the response budget, or the last turn ends the episode.
     grading     the decoded response (model turns and observations) by `grader`: its last \\boxed{}
                 against the reference; reward 1 or 0
 
@@ -45,9 +38,8 @@ import time
 from collections.abc import Callable
 
 from taorl.rollout.engine import Completion, SamplingParams
+from taorl.rollout.turn import after_model_turn, after_observation, observation_tokens, turn_cap
 from taorl.types import SEG_MODEL, SEG_TOOL, ToolCall, Trajectory
-
-BOXED = "\\boxed{"
 
 
 class Rollouts(list):
@@ -79,8 +71,7 @@ def observation_text(result, rollout_cfg, tool=None) -> str:
 
 def observation_ids(tokenizer, result, rollout_cfg, tool=None) -> list[int]:
     """Observation tokens, tokenized alone (no special tokens) and cut to obs_max_tokens."""
-    ids = tokenizer.encode(observation_text(result, rollout_cfg, tool), add_special_tokens=False)
-    return list(ids[: rollout_cfg.obs_max_tokens])
+    return observation_tokens(tokenizer, observation_text(result, rollout_cfg, tool), rollout_cfg.obs_max_tokens)[0]
 
 
 def turn_seed(seed: int, turn: int) -> int:
@@ -106,7 +97,7 @@ def run_rollouts(engine, tool, problems: list, group_size: int, cfg, data_cfg, *
     tok = engine.tokenizer
     budget = cfg.max_response_tokens
     n_turns = cfg.max_turns if tool_enabled else 1
-    turn_cap = cfg.max_turn_tokens if tool_enabled else cfg.max_response_tokens
+    max_turn_tokens = cfg.max_turn_tokens if tool_enabled else cfg.max_response_tokens
     timings = {"gen_s": 0.0, "tool_s": 0.0, "reward_s": 0.0, "model_tokens": 0.0, "turns": 0.0}
 
     trajs: list[Trajectory] = []
@@ -127,9 +118,9 @@ def run_rollouts(engine, tool, problems: list, group_size: int, cfg, data_cfg, *
         if not live:
             break
         # ---- 1. one engine call for all live trajectories
-        caps = [min(turn_cap, budget - trajs[j].length) for j in live]
+        caps = [turn_cap(max_turn_tokens, budget, trajs[j].length) for j in live]
         params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                max_tokens=turn_cap, stop_at_code_block=tool_enabled and tool.stops_at_code_block,
+                                max_tokens=max_turn_tokens, stop_at_code_block=tool_enabled and tool.stops_at_code_block,
                                 seed=turn_seed(seed, k))
         t0 = time.perf_counter()
         comps: list[Completion] = engine.generate([trajs[j].prompt_ids + trajs[j].response_ids for j in live],
@@ -151,19 +142,13 @@ def run_rollouts(engine, tool, problems: list, group_size: int, cfg, data_cfg, *
             timings["model_tokens"] += len(c.token_ids)
             text = tok.decode(c.token_ids)
             pieces[j].append(text)
-            call = tool.find_call(text) if tool_enabled else None
-            # \boxed{ written inside the call (e.g. print("\\boxed{...}")) is the tool's business:
-            # only the turn's prose (its text outside the call's span) can end the episode
-            prose = call.prose(text) if call is not None else text
-            if BOXED in prose:
-                t.finish = "answer"
-                t.truncated = c.finish == "length" and t.length >= budget
-            elif call is not None:
+            # c.finish "length": the engine cut the turn at max_turn_tokens or at the response budget
+            call, end = after_model_turn(text, tool if tool_enabled else None,
+                                         cut=c.finish == "length", at_budget=t.length >= budget)
+            if end is not None:
+                end.apply(t)
+            else:
                 calls.append((j, call))
-            elif c.finish == "length":  # cut at max_turn_tokens or at the response budget
-                t.truncated, t.finish = True, "length"
-            else:  # ended by itself with neither a call nor \boxed
-                t.void, t.finish = True, "void"
 
         # ---- 3. run this turn's code blocks together; append observations
         next_live = []
@@ -175,21 +160,18 @@ def run_rollouts(engine, tool, problems: list, group_size: int, cfg, data_cfg, *
                 t = trajs[j]
                 t.tool_calls.append(ToolCall(turn=k, code=call.code, status=res.status, stdout=res.stdout,
                                              stderr_last=res.stderr_last, wall_ms=float(res.wall_ms)))
-                full_obs = observation_ids(tok, res, cfg, tool)
-                obs = full_obs[: max(budget - t.length, 0)]
+                obs, obs_cut = observation_tokens(tok, observation_text(res, cfg, tool), cfg.obs_max_tokens,
+                                                  room=budget - t.length)
                 t.response_ids += obs
                 t.segment += [SEG_TOOL] * len(obs)
                 t.turn += [k] * len(obs)
                 t.sample_logprobs += [0.0] * len(obs)
                 obs_text = tok.decode(obs)
                 pieces[j].append(obs_text)
-                if BOXED in obs_text:  # final_answer(x) printed the answer
-                    t.finish = "answer"
-                    t.truncated = len(obs) < len(full_obs)
-                elif t.length >= budget:
-                    t.truncated, t.finish = True, "length"
-                elif k == n_turns - 1:
-                    t.finish = "max_turns"
+                end = after_observation(obs_text, cut=obs_cut, at_budget=t.length >= budget,
+                                        last_turn=k == n_turns - 1)
+                if end is not None:
+                    end.apply(t)
                 else:
                     next_live.append(j)
         live = next_live

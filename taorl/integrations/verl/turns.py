@@ -5,20 +5,16 @@
                                                              taorl's own rollout loop (find_call,
                                                              run_many, render): PythonTool + sandbox
 
-Turn k: the server continues prompt + response so far; its ids are cut right after the token with
-which the first complete fenced Python block closes (taorl.tools.parse.complete_block_end, the rule
-of taorl's hf and vLLM engines, for a tool that stops_at_code_block; a server cannot stop there by
-itself, so later ids are dropped with their log-probs) and appended with mask 1. Then, as in
-taorl.rollout.loop (only the turn's prose, outside the call's span, can end the episode):
-
-    \\boxed{ in the turn's prose      -> finish "answer"
-    a call (tool.find_call)           -> run it; tool.render: "\\nCode execution result: ...\\n"
-                                         (≤ obs_max_chars chars) is tokenized alone, cut to
-                                         obs_max_tokens, appended with mask 0 and log-prob 0
-    \\boxed{ in the observation       -> finish "answer" (final_answer(x) printed it)
-    response budget reached           -> truncated, finish "length"
-    neither call nor \\boxed          -> void turn, finish "void"
-    last turn                         -> finish "max_turns"
+Turn k: the server continues prompt + response so far (at most taorl.rollout.turn.turn_cap new
+tokens); its ids are cut right after the token with which the first complete fenced Python block
+closes (taorl.rollout.turn.cut_after_first_block, for a tool that stops_at_code_block: a server
+cannot stop there by itself, so later ids are dropped with their log-probs) and appended with
+mask 1. What follows is decided as in taorl.rollout.loop, by the same functions
+(taorl.rollout.turn.after_model_turn, after_observation): an answer, a void turn, the response
+budget, or a tool call whose observation "\\nCode execution result: ...\\n" is tokenized alone,
+cut to obs_max_tokens and appended with mask 0 and log-prob 0; after it, \\boxed{ in the
+observation, the budget or the last turn end the episode. The server reports no finish reason,
+so a turn counts as cut only when it reached the response budget.
 
 The model's ids are never decoded and re-encoded; decoding is for parsing and display only.
 """
@@ -29,10 +25,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from taorl.tools.parse import complete_block_end
+from taorl.rollout.turn import (
+    after_model_turn,
+    after_observation,
+    cut_after_first_block,
+    observation_tokens,
+    turn_cap,
+)
 from taorl.types import ToolCall
-
-BOXED = "\\boxed{"
 
 
 @dataclass(frozen=True)
@@ -83,31 +83,13 @@ class Episode:
                 "call_turns": [c.turn for c in self.tool_calls], "text": self.text}
 
 
-def cut_after_first_block(tokenizer, ids: list[int], logprobs: list[float] | None,
-                          stops: bool = True) -> tuple[list[int], list[float], bool]:
-    """Keep ids up to and including the one with which the first complete Python block closes
-    (nothing is cut when `stops` is False: a tool whose calls are not code blocks).
-
-    Only prefixes ending in a token whose text holds a backtick can close a block, so only those are
-    decoded. Returns (ids, logprobs, cut)."""
-    lps = list(logprobs) if logprobs is not None else [0.0] * len(ids)
-    if len(lps) != len(ids):
-        raise ValueError(f"model server returned {len(ids)} ids but {len(lps)} log-probs")
-    if not stops or complete_block_end(tokenizer.decode(ids)) is None:
-        return list(ids), lps, False
-    for n in range(1, len(ids) + 1):
-        if "`" in tokenizer.decode(ids[n - 1:n]) and complete_block_end(tokenizer.decode(ids[:n])) is not None:
-            return list(ids[:n]), lps[:n], n < len(ids)
-    return list(ids), lps, False
-
-
 async def run_episode(generate: Callable[[list[int], int], Awaitable[tuple[list[int], list[float] | None]]],
                       tool, tokenizer, prompt_ids: list[int], fmt: TurnFormat) -> Episode:
     """One rollout in the spec §1 format (see the module doc)."""
     ep = Episode()
     budget = fmt.max_response_tokens
     for k in range(fmt.max_turns):
-        cap = min(fmt.max_turn_tokens, budget - len(ep.response_ids))
+        cap = turn_cap(fmt.max_turn_tokens, budget, len(ep.response_ids))
         if cap <= 0:
             ep.truncated, ep.finish = True, "length"
             break
@@ -121,36 +103,25 @@ async def run_episode(generate: Callable[[list[int], int], Awaitable[tuple[list[
         ep.n_turns = k + 1
         text = tokenizer.decode(ids)
         ep.pieces.append(text)
-        call = tool.find_call(text)
-        prose = call.prose(text) if call is not None else text  # \boxed{ inside the call is the tool's business
-        if BOXED in prose:
-            ep.finish = "answer"
-            ep.truncated = len(ep.response_ids) >= budget
-            break
-        if call is None:
-            if len(ep.response_ids) >= budget:
-                ep.truncated, ep.finish = True, "length"
-            else:
-                ep.void, ep.finish = True, "void"
+        at_budget = len(ep.response_ids) >= budget
+        call, end = after_model_turn(text, tool, cut=at_budget, at_budget=at_budget)  # no finish reason: see above
+        if end is not None:
+            end.apply(ep)
             break
         (res,) = await asyncio.get_running_loop().run_in_executor(None, tool.run_many, [call])
         ep.tool_calls.append(ToolCall(turn=k, code=call.code, status=res.status, stdout=res.stdout,
                                       stderr_last=res.stderr_last, wall_ms=float(res.wall_ms),
                                       no_output_ok=not fmt.ok_requires_stdout))
-        full = list(tokenizer.encode(tool.render(res, fmt.obs_max_chars), add_special_tokens=False))
-        full = full[:fmt.obs_max_tokens]
-        obs = full[:max(budget - len(ep.response_ids), 0)]
+        obs, obs_cut = observation_tokens(tokenizer, tool.render(res, fmt.obs_max_chars), fmt.obs_max_tokens,
+                                          room=budget - len(ep.response_ids))
         ep.response_ids += obs
         ep.response_mask += [0] * len(obs)
         ep.response_logprobs += [0.0] * len(obs)
         obs_text = tokenizer.decode(obs)
         ep.pieces.append(obs_text)
-        if BOXED in obs_text:
-            ep.finish, ep.truncated = "answer", len(obs) < len(full)
+        end = after_observation(obs_text, cut=obs_cut, at_budget=len(ep.response_ids) >= budget,
+                                last_turn=k == fmt.max_turns - 1)
+        if end is not None:
+            end.apply(ep)
             break
-        if len(ep.response_ids) >= budget:
-            ep.truncated, ep.finish = True, "length"
-            break
-        if k == fmt.max_turns - 1:
-            ep.finish = "max_turns"
     return ep
