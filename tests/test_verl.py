@@ -347,6 +347,21 @@ def test_failing_call_and_void_turn(tiny_tokenizer):
     assert "Code execution result: ZeroDivisionError: division by zero" in f["text"]
 
 
+def test_turn_cut_at_its_token_cap_is_truncated_not_void(tiny_tokenizer):
+    """As in taorl's loop: a turn that used all max_turn_tokens without a call was cut, not void."""
+    tok = tiny_tokenizer
+    prose = "Let me think about this step by step, slowly and at length, before I write anything."
+    server = ScriptedServer([tok.encode(prose, add_special_tokens=False)])
+
+    async def main():
+        loop = _agent_loop(tok, server, tao={"tool": {"workers": 1}, "rollout": {"max_turn_tokens": 8}})
+        return await loop.run({"temperature": 1.0}, raw_prompt=[{"role": "user", "content": "6*7?"}])
+    out = asyncio.run(main())
+    f = out.extra_fields["tao"]
+    assert server.calls[0][1]["max_tokens"] == 8 and len(out.response_ids) == 8
+    assert (f["finish"], f["truncated"], f["void"], f["n_turns"]) == ("length", True, False, 1)
+
+
 def test_sandbox_tool_and_codeblock_parser(tiny_tokenizer):
     from verl.experimental.agent_loop.tool_parser import ToolParser
 

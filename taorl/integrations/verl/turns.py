@@ -14,7 +14,8 @@ mask 1. What follows is decided as in taorl.rollout.loop, by the same functions
 budget, or a tool call whose observation "\\nCode execution result: ...\\n" is tokenized alone,
 cut to obs_max_tokens and appended with mask 0 and log-prob 0; after it, \\boxed{ in the
 observation, the budget or the last turn end the episode. The server reports no finish reason,
-so a turn counts as cut only when it reached the response budget.
+so a turn counts as cut at its token cap when it returned all `cap` ids it was allowed (as in the
+taorl loop, such a turn without a call is truncated, not void).
 
 The model's ids are never decoded and re-encoded; decoding is for parsing and display only.
 """
@@ -104,7 +105,8 @@ async def run_episode(generate: Callable[[list[int], int], Awaitable[tuple[list[
         text = tokenizer.decode(ids)
         ep.pieces.append(text)
         at_budget = len(ep.response_ids) >= budget
-        call, end = after_model_turn(text, tool, cut=at_budget, at_budget=at_budget)  # no finish reason: see above
+        cut = len(raw_ids) >= cap  # no finish reason from the server: all `cap` ids means it was cut
+        call, end = after_model_turn(text, tool, cut=cut, at_budget=at_budget)
         if end is not None:
             end.apply(ep)
             break
