@@ -12,7 +12,10 @@ main .venv, which has no verl. What they pin down:
   server: the turn is cut after the code block, the observation is the spec's text with mask 0,
   and the server receives exactly the ids so far (tokens in / tokens out);
 * one verl step laid out as TransferQueue lays it out -> a taorl run directory read back by
-  taorl.store with the values the advantage computed.
+  taorl.store with the values the advantage computed;
+* loss time (tao.entropy_source=train_forward): tao_ppo_loss on a verl micro-batch has the loss and
+  gradient of taorl's own training loss (paper, code_compat), reduces to verl's ppo_loss without
+  shaping, and TaoSyncTrainer installs it (set_loss_fn) only then, refusing calculate_entropy=false.
 """
 
 from __future__ import annotations
@@ -276,6 +279,234 @@ def test_shaping_without_entropy_fails_clearly():
             "algo.shaping.enabled=false"]))
 
 
+# ------------------------------------------------------------------------------------ loss time (design L)
+def _actor_config(**overrides):
+    """verl's ActorConfig as its trainer builds it (Hydra ppo_trainer -> dataclass), with overrides."""
+    from hydra import compose, initialize_config_dir
+    from verl.utils.config import omega_conf_to_dataclass
+
+    cdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=cdir, version_base=None):
+        cfg = compose("ppo_trainer", overrides=[f"actor_rollout_ref.actor.{k}={v}" for k, v in
+                                                {"ppo_micro_batch_size_per_gpu": 4, **overrides}.items()])
+    return omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+
+
+def _micro_batch(trajs, flags, adv, w, gen):
+    """The step's rollouts as one verl micro-batch, laid out as the actor worker gets it from
+    TransferQueue (list_of_dict_to_tensordict: jagged rows; the engine's dp_size / batch_num_tokens /
+    global_batch_size), with `advantages` = w·Â and `tao_weight` = w as the advantage step writes them
+    under train_forward. Returns (data, lp_flat, ent_flat, offsets): the leaves of the model output,
+    one value per prompt+response token (verl's no-padding layout)."""
+    from verl.utils import tensordict_utils as tu
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    items, lp, ent = [], [], []
+    for j, t in enumerate(trajs):
+        P, R = len(t.prompt_ids), len(t.response_ids)
+        model = torch.tensor([float(x == SEG_MODEL) for x in t.segment]) * float(w[j] > 0)
+        old = torch.tensor(t.sample_logprobs)
+        row_lp = torch.randn(P + R, generator=gen) - 1.0
+        row_lp[P - 1:P - 1 + R] = old + 0.6 * torch.randn(R, generator=gen)  # ratios beyond both clips
+        lp.append(row_lp)
+        ent.append(torch.rand(P + R, generator=gen) * 3)
+        items.append({"prompts": torch.tensor(t.prompt_ids), "responses": torch.tensor(t.response_ids),
+                      "response_mask": model, "loss_mask": model, "old_log_probs": old,
+                      "advantages": model * float(adv[j] * w[j]), "tao_weight": torch.tensor(float(w[j])),
+                      "extra_fields": {"tao": flags[j]}})
+    data = list_of_dict_to_tensordict(items)
+    assert data["prompts"].is_nested and data["tao_weight"].shape == (len(trajs),)
+    tu.assign_non_tensor(data, dp_size=1, batch_num_tokens=int(data["loss_mask"].values().sum()),
+                         global_batch_size=len(trajs))
+    offsets = torch.tensor([0] + [len(x) for x in lp]).cumsum(0)
+    return data, torch.cat(lp).requires_grad_(), torch.cat(ent).requires_grad_(), offsets
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["preset=code_compat"],
+    ["algo.filter.tool.strength=0.5", "algo.shaping.form=additive", "algo.shaping.requires_success=true"],
+    ["algo.shaping.window=2", "algo.shaping.coef=0.3", "algo.shaping.clamp=1.5"],
+])
+def test_tao_ppo_loss_equals_taorl_training_loss(overrides):
+    """tao_ppo_loss on a verl micro-batch (training-forward log-probs and entropy as nested tensors):
+    loss and gradient (w.r.t. log π and H) equal taorl's own training loss on the same tokens
+    (decide_rollouts -> TokenBatch -> tao_loss, taorl/train/trainer.py ppo_update, one micro-batch).
+    code_compat: gate all, Ĥ over the micro-batch's trained tokens with gradient, micro-token-mean,
+    entropy bonus 0.001; the third case has soft weights w = 0.5 (additive form, requires_success)."""
+    from functools import partial
+
+    from taorl.integrations.verl.loss import tao_ppo_loss
+
+    cfg = load_config(None, ["algo.filter.group.min_n=2", "algo.shaping.coef=0.2", *overrides])
+    algo = cfg.algo
+    actor = _actor_config(clip_ratio_low=algo.loss.clip_low, clip_ratio_high=algo.loss.clip_high,
+                          clip_ratio_c=algo.loss.dual_clip, loss_agg_mode="token-mean",
+                          entropy_coeff=algo.loss.entropy_coef, calculate_entropy=True)
+    for seed in range(3):
+        gen = torch.Generator().manual_seed(100 + seed)
+        N, G = 4, 4
+        trajs, flags = _random_step(gen, N, G)
+        for t in trajs:
+            t.sample_logprobs = (-torch.rand(len(t.response_ids), generator=gen) * 2).tolist()
+        dec = decide_rollouts([trajs[g * G:(g + 1) * G] for g in range(N)], algo, N, 0)
+        adv, w = dec.adv.reshape(-1).float(), dec.weights.reshape(-1).float()
+        data, lp_flat, ent_flat, offsets = _micro_batch(trajs, flags, adv, w, gen)
+
+        # verl: what the engine hands the loss function (nested over prompt + response)
+        loss_fn = partial(tao_ppo_loss, config=actor, algo=algo)
+        got, metrics = loss_fn(model_output={"log_probs": torch.nested.nested_tensor_from_jagged(lp_flat, offsets),
+                                             "entropy": torch.nested.nested_tensor_from_jagged(ent_flat, offsets)},
+                               data=data)
+        g_lp, g_ent = torch.autograd.grad(got, [lp_flat, ent_flat], allow_unused=True)
+
+        # taorl: the same tokens through its own training loss (prediction-position layout)
+        lp2, ent2 = lp_flat.detach().clone().requires_grad_(), ent_flat.detach().clone().requires_grad_()
+        batch = TokenBatch.from_trajectories(trajs, adv, w, pad_id=0)
+        spans = list(zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True))
+        L = batch.loss_mask.shape[1]
+        logp = torch.stack([torch.nn.functional.pad(lp2[a:b], (0, L - (b - a))) for a, b in spans])
+        ent = torch.stack([torch.nn.functional.pad(ent2[a:b], (0, L - (b - a))) for a, b in spans])
+        want, _, per_tok = tao_loss(batch, logp * batch.loss_mask, ent * batch.loss_mask, algo)
+        w_lp, w_ent = torch.autograd.grad(want, [lp2, ent2], allow_unused=True)
+        zero = torch.zeros_like(lp_flat)
+
+        assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-5, abs=1e-7), overrides
+        torch.testing.assert_close(g_lp, w_lp, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(zero if g_ent is None else g_ent, zero if w_ent is None else w_ent,
+                                   rtol=1e-4, atol=1e-7)
+        if not algo.shaping.detach:  # code_compat: the gradient really flows through Ĥ
+            assert w_ent is not None and w_ent.abs().sum() > 0
+        # shaping diagnostics of the training forward (verl reports them as actor/tao/...), over the
+        # gated trained tokens (taorl's own diagnostics also count the tokens of rows with weight 0)
+        gated = (per_tok["gate"] > 0) & (batch.weight > 0)
+        if gated.any():
+            assert metrics["tao/shaping_factor_mean"].values[0] == pytest.approx(
+                float(per_tok["factor"][gated].mean()), rel=1e-5)
+
+
+def test_tao_ppo_loss_without_shaping_is_verls_ppo_loss():
+    """Shaping off: tao_ppo_loss is verl's own ppo_loss (same loss, gradient and verl metrics)."""
+    from verl.workers.utils.losses import ppo_loss
+
+    from taorl.integrations.verl.loss import tao_ppo_loss
+
+    cfg = load_config(None, ["algo.filter.group.min_n=2", "algo.shaping.enabled=false"])
+    actor = _actor_config(entropy_coeff=0.01, calculate_entropy=True, clip_ratio_c=3.0)
+    gen = torch.Generator().manual_seed(7)
+    trajs, flags = _random_step(gen, 3, 4)
+    for t in trajs:
+        t.sample_logprobs = (-torch.rand(len(t.response_ids), generator=gen)).tolist()
+    dec = decide_rollouts([trajs[g * 4:(g + 1) * 4] for g in range(3)], cfg.algo, 3, 0)
+    data, lp, ent, offsets = _micro_batch(trajs, flags, dec.adv.reshape(-1).float(), dec.weights.reshape(-1).float(),
+                                          gen)
+    out = {}
+    for name, fn in (("tao", lambda **kw: tao_ppo_loss(actor, algo=cfg.algo, **kw)),
+                     ("verl", lambda **kw: ppo_loss(actor, **kw))):
+        lp_, ent_ = lp.detach().clone().requires_grad_(), ent.detach().clone().requires_grad_()
+        mo = {"log_probs": torch.nested.nested_tensor_from_jagged(lp_, offsets),
+              "entropy": torch.nested.nested_tensor_from_jagged(ent_, offsets)}
+        loss, metrics = fn(model_output=mo, data=data.clone())
+        out[name] = (loss, torch.autograd.grad(loss, [lp_, ent_]), metrics)
+    (l1, g1, m1), (l2, g2, m2) = out["tao"], out["verl"]
+    torch.testing.assert_close(l1, l2, rtol=1e-6, atol=1e-8)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+    for k in ("actor/pg_loss", "actor/entropy_loss", "actor/pg_clipfrac", "actor/ppo_kl"):
+        assert float(m1[k].values[0]) == pytest.approx(float(m2[k].values[0]), rel=1e-6, abs=1e-9), k
+
+
+def test_unshaped_advantage_for_the_loss_and_plugin_option():
+    """train_forward: the advantage step writes w·Â (no shaping) and keeps the rest; the option is the
+    plugin's own key of the `tao:` block (taorl's Config never sees it) and is validated."""
+    from taorl.config import ConfigError
+    from taorl.integrations.verl.settings import plugin_options, tao_config
+
+    cfg = load_config(None, ["algo.filter.group.min_n=2"])
+    gen = torch.Generator().manual_seed(3)
+    trajs, flags = _random_step(gen, 4, 4)
+    T = max(len(t.response_ids) for t in trajs)
+    mask, H = torch.zeros(16, T), torch.rand(16, T, generator=gen)
+    for r, t in enumerate(trajs):
+        mask[r, :len(t.segment)] = torch.tensor([float(x == SEG_MODEL) for x in t.segment])
+    args = ([t.reward for t in trajs], [f"u{t.group}" for t in trajs], mask, cfg)
+    kw = {"lengths": [len(t.response_ids) for t in trajs], "flags": flags}
+    shaped = tao_advantage(*args, entropy=H, **kw)
+    plain = tao_advantage(*args, entropy=H, shape=False, **kw)
+    assert torch.equal(plain.advantages, (shaped.rollout_adv * shaped.weight)[:, None] * shaped.response_mask)
+    assert torch.equal(plain.response_mask, shaped.response_mask) and torch.equal(plain.weight, shaped.weight)
+    assert not torch.equal(plain.advantages, shaped.advantages)  # the default path shapes
+    assert tao_advantage(*args, shape=False, **kw).advantages.equal(plain.advantages)  # no entropy needed
+
+    assert plugin_options(None).entropy_source == "old_policy" and not plugin_options({}).loss_time
+    block = OmegaConf.create({"entropy_source": "train_forward", "algo": {"shaping": {"coef": 0.02}}})
+    assert plugin_options(block).loss_time and tao_config(block).algo.shaping.coef == 0.02
+    with pytest.raises(ConfigError, match="tao.entropy_source"):
+        plugin_options({"entropy_source": "training"})
+
+
+class RecordingWorkerGroup:
+    """Stands in for verl's actor worker group (a real one needs GPUs): records set_loss_fn."""
+
+    def __init__(self):
+        self.loss_fns = []
+
+    def set_loss_fn(self, loss_fn):
+        self.loss_fns.append(loss_fn)
+
+
+def _hydra(overrides):
+    from hydra import compose, initialize_config_dir
+
+    cdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=cdir, version_base=None):
+        return compose("ppo_trainer", overrides=["trainer.v1.trainer_mode=tao_sync",
+                                                 "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4", *overrides])
+
+
+@pytest.mark.parametrize("source", ["old_policy", "train_forward"])
+def test_trainer_installs_the_loss_only_for_train_forward(source, monkeypatch):
+    import cloudpickle
+    from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+    from verl.workers.config import ActorConfig
+
+    from taorl.integrations.verl.loss import tao_ppo_loss
+    from taorl.integrations.verl.settings import plugin_options, tao_config
+    from taorl.integrations.verl.trainer import TaoSyncTrainer, check_loss_time
+
+    cfg = _hydra([f"+tao.entropy_source={source}", "+tao.preset=code_compat",
+                  "actor_rollout_ref.actor.calculate_entropy=true"])
+    check_loss_time(cfg, tao_config(cfg.tao))
+    wg = RecordingWorkerGroup()
+    monkeypatch.setattr(PPOTrainerSync, "_setup", lambda self: setattr(self, "actor_rollout_wg", wg))
+    tr = TaoSyncTrainer.__new__(TaoSyncTrainer)
+    tr.config, tr.tao, tr.tao_options = cfg, tao_config(cfg.tao), plugin_options(cfg.tao)
+    tr._setup()
+    if source == "old_policy":
+        assert wg.loss_fns == []  # verl's own ppo_loss stays
+        return
+    (fn,) = wg.loss_fns
+    assert fn.func is tao_ppo_loss and isinstance(fn.keywords["config"], ActorConfig)
+    assert fn.keywords["config"].calculate_entropy is True and fn.keywords["algo"] == tr.tao.algo
+    assert fn.keywords["algo"].shaping.norm_scope == "micro_batch" and not fn.keywords["algo"].shaping.detach
+    assert len(cloudpickle.dumps(fn)) < 50_000  # travels to the workers
+
+
+def test_train_forward_refuses_what_it_cannot_do():
+    from taorl.integrations.verl.settings import tao_config
+    from taorl.integrations.verl.trainer import TaoSyncTrainer, check_loss_time
+
+    with pytest.raises(ValueError, match=r"actor_rollout_ref.actor.calculate_entropy=true"):
+        TaoSyncTrainer(_hydra(["+tao.entropy_source=train_forward"]))  # calculate_entropy is off by default
+    base = _hydra(["+tao.entropy_source=train_forward", "actor_rollout_ref.actor.calculate_entropy=true"])
+    distill = OmegaConf.merge(base, {"distillation": {"enabled": True}})
+    with pytest.raises(ValueError, match="distillation"):
+        check_loss_time(distill, tao_config(None))
+    for bad in (["algo.shaping.norm_scope=batch"], ["algo.shaping.gate=entropy_quantile"]):
+        with pytest.raises(ValueError, match=bad[0].split("=")[0]):
+            check_loss_time(base, load_config(None, bad))
+
+
 # ------------------------------------------------------------------------------------ agent loop
 class ScriptedServer:
     """verl's server_manager.generate, answering the scripted turns in order; records what it got."""
@@ -446,10 +677,12 @@ def test_verl_step_to_taorl_run_directory(tiny_tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ trainer
-def test_trainer_against_a_real_transfer_queue(tmp_path):
+@pytest.mark.parametrize("source", ["old_policy", "train_forward"])
+def test_trainer_against_a_real_transfer_queue(tmp_path, source):
     """TaoSyncTrainer as verl builds it (Hydra config, trainer_mode trap), then its advantage step and
     run-directory write on rows put in a real TransferQueue (local Ray, 4 logical CPUs: with the
-    default on 2 cores TransferQueue's actors wait forever)."""
+    default on 2 cores TransferQueue's actors wait forever). train_forward: the unshaped w·Â and the
+    per-row weight the loss reads (`tao_weight`) go back instead."""
     r = _run(f"""
         import json, os
         from hydra import compose, initialize_config_dir
@@ -470,7 +703,7 @@ def test_trainer_against_a_real_transfer_queue(tmp_path):
         tq.init()
         from omegaconf import OmegaConf
         from verl.utils.tensordict_utils import list_of_dict_to_tensordict
-        from taorl.integrations.verl.settings import tao_config
+        from taorl.integrations.verl.settings import plugin_options, tao_config
         from taorl.models import load_tokenizer
         spec = [("u0", 1.0, [1, 1, 0, 0, 1, 1], {{"n_call": 1, "n_ok": 1}}),
                 ("u0", 0.0, [1, 1, 0, 1], {{"n_call": 1, "n_ok": 1}}),
@@ -495,6 +728,7 @@ def test_trainer_against_a_real_transfer_queue(tmp_path):
                                       "trainer": {{"experiment_name": "tq"}}}})
         tr.tao = tao_config({{"algo": {{"filter": {{"group": {{"min_n": 2}}}}}},
                               "logging": {{"runs_dir": {str(tmp_path)!r}, "run_name": "tq-run"}}}})
+        tr.tao_options = plugin_options({{"entropy_source": {source!r}}})
         tr.global_steps, tr.total_training_steps, tr._tao_step, tr._tao_dump = 1, 1, None, None
         tr.tokenizer = load_tokenizer("tiny")
         metrics = {{}}
@@ -504,6 +738,9 @@ def test_trainer_against_a_real_transfer_queue(tmp_path):
         for f in ("advantages", "returns", "response_mask", "loss_mask"):
             out[f] = [x.tolist() for x in got[f].unbind()]
         out["metrics"] = sorted(k for k in metrics if k.startswith("tao/"))
+        if tr.tao_options.loss_time:
+            out["tao_weight"] = tq.kv_batch_get(keys=keys, partition_id="train",
+                                                select_fields=["tao_weight"])["tao_weight"].tolist()
         tr._tao_write(1, {{"actor/pg_loss": 0.5}})
         ray.shutdown()
         print("RESULT " + json.dumps(out))
@@ -520,11 +757,17 @@ def test_trainer_against_a_real_transfer_queue(tmp_path):
     assert adv == out["returns"]
     assert adv[0][:4] == pytest.approx([A, A, 0, 0], abs=1e-5) and adv[2] == pytest.approx([A] * 3, abs=1e-5)
     assert adv[1][:3] == pytest.approx([-A, -A, 0], abs=1e-5) and adv[3] == [0.0] * 5
-    assert adv[0][4] != pytest.approx(A, abs=1e-4) and adv[1][3] != pytest.approx(-A, abs=1e-4)  # post-tool: shaped
+    if source == "old_policy":  # post-tool tokens: shaped here, no weight field
+        assert adv[0][4] != pytest.approx(A, abs=1e-4) and adv[1][3] != pytest.approx(-A, abs=1e-4)
+        assert "tao_weight" not in out
+    else:  # unshaped w·Â: the loss shapes with the training forward's entropy
+        assert adv[0][4:] == pytest.approx([A, A], abs=1e-5) and adv[1][3] == pytest.approx(-A, abs=1e-5)
+        assert out["tao_weight"] == [1.0, 1.0, 1.0, 0.0]
     assert "tao/post_tool_entropy" in out["metrics"] and "tao/shaping_factor_mean" in out["metrics"]
     from taorl.store import open_run
 
     run = open_run(tmp_path / "tq-run")
+    assert run.manifest["extra"]["entropy_source"] == source
     assert run.status == "finished" and run.metrics(wide=True)["actor/pg_loss"].to_list() == [0.5]
     assert run.trajectories().sort("traj")["weight"].to_list() == [1.0, 1.0, 1.0, 0.0]
 

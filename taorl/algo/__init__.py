@@ -7,12 +7,12 @@
     entropy      exact chunked token log-probs and entropies, normalised entropy Ĥ
     shaping      Ã = Â (1 + a g Ĥ)  and the additive form of Cheng et al.
     loss         PPO clip-higher + dual-clip (+ anti-clip, k3 KL, entropy regulariser)
-    batch        TokenBatch (padded rollouts) and tao_loss, chaining gate -> Ĥ -> Ã -> loss
+    batch        TokenBatch (padded rollouts), shape_advantage (gate -> Ĥ -> Ã) and tao_loss (-> loss)
     registry     advantage estimators, gates and shaping forms by name (how to add one)
 """
 
 from taorl.algo.advantages import broadcast_to_tokens, group_advantages
-from taorl.algo.batch import TokenBatch, shaping_gate, tao_loss
+from taorl.algo.batch import TokenBatch, shape_advantage, shaping_gate, tao_loss
 from taorl.algo.entropy import (
     entropy_from_logits,
     entropy_stats,
@@ -47,6 +47,6 @@ __all__ = [
     "entropy_from_logits", "entropy_quantile_gate", "entropy_stats", "filter_groups", "group_advantages",
     "logprobs_and_entropy_from_hidden", "make_gate", "masked_group_stats", "multiplicative_shaping",
     "normalize_entropy", "policy_loss", "post_tool_gate", "register_advantage", "register_gate",
-    "register_shaping", "rollout_facts", "shaping_diagnostics", "shaping_gate", "stats_mask", "tao_loss",
+    "register_shaping", "rollout_facts", "shape_advantage", "shaping_diagnostics", "shaping_gate", "stats_mask", "tao_loss",
     "tool_offsets", "tools_all_failed", "trajectory_weights",
 ]

@@ -159,20 +159,14 @@ def shaping_gate(batch: TokenBatch, entropy: Tensor | None, sc: ShapingConfig) -
     return GATES.get(sc.gate)(ctx, sc)
 
 
-def tao_loss(batch: TokenBatch, logp: Tensor, entropy: Tensor, cfg: AlgoConfig,
-             ref_logp: Tensor | None = None, *, gate: Tensor | None = None,
-             entropy_stats: tuple[Tensor, Tensor] | None = None
-             ) -> tuple[Tensor, dict[str, float], dict[str, Tensor]]:
-    """gate -> normalise entropy -> shape the advantage -> policy loss, on one batch.
+def shape_advantage(batch: TokenBatch, entropy: Tensor, cfg: AlgoConfig, *, gate: Tensor | None = None,
+                    entropy_stats: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """gate -> normalise entropy -> shaped advantage Ã on one batch (the first half of tao_loss).
 
-    logp, entropy: [B, L] from logprobs_and_entropy_from_hidden(hidden, W, batch.targets, T).
-    Statistics that span rollouts (the entropy_quantile gate, μ and σ of norm_scope=batch) are
-    taken over the rollouts given, unless the caller passes them: `gate` (this batch's rows of a
-    gate computed over more rollouts) and `entropy_stats` ((μ, σ) from entropy.entropy_stats over
-    the trained tokens of more rollouts). The trainer passes both, computed over the whole step,
-    so a micro-batched step equals the step in one piece.
-    Returns (loss, diagnostics, per-token tensors: gate, post_tool, entropy, entropy_norm, factor,
-    adv, shaped_adv, weight, ratio), all detached except the loss.
+    Returns (Ã [B, L], {gate, post_tool, entropy_norm, factor}). Ã carries the gradient of Ĥ when
+    cfg.shaping.detach is false; the other tensors are not detached either (tao_loss detaches
+    them for its per-token output). `gate` and `entropy_stats` as in tao_loss. The verl plugin's
+    loss-time shaping (taorl.integrations.verl.loss) calls this and then verl's policy loss.
     """
     sc = cfg.shaping
     mask = batch.loss_mask
@@ -197,6 +191,27 @@ def tao_loss(batch: TokenBatch, logp: Tensor, entropy: Tensor, cfg: AlgoConfig,
         shaped, factor = SHAPING.get(sc.form)(batch.adv, gate, entropy, h_norm, sc)
     else:
         shaped, factor = batch.adv, torch.ones_like(batch.adv)
+    return shaped, {"gate": gate, "post_tool": post, "entropy_norm": h_norm, "factor": factor}
+
+
+def tao_loss(batch: TokenBatch, logp: Tensor, entropy: Tensor, cfg: AlgoConfig,
+             ref_logp: Tensor | None = None, *, gate: Tensor | None = None,
+             entropy_stats: tuple[Tensor, Tensor] | None = None
+             ) -> tuple[Tensor, dict[str, float], dict[str, Tensor]]:
+    """gate -> normalise entropy -> shape the advantage -> policy loss, on one batch.
+
+    logp, entropy: [B, L] from logprobs_and_entropy_from_hidden(hidden, W, batch.targets, T).
+    Statistics that span rollouts (the entropy_quantile gate, μ and σ of norm_scope=batch) are
+    taken over the rollouts given, unless the caller passes them: `gate` (this batch's rows of a
+    gate computed over more rollouts) and `entropy_stats` ((μ, σ) from entropy.entropy_stats over
+    the trained tokens of more rollouts). The trainer passes both, computed over the whole step,
+    so a micro-batched step equals the step in one piece.
+    Returns (loss, diagnostics, per-token tensors: gate, post_tool, entropy, entropy_norm, factor,
+    adv, shaped_adv, weight, ratio), all detached except the loss.
+    """
+    mask = batch.loss_mask
+    shaped, parts = shape_advantage(batch, entropy, cfg, gate=gate, entropy_stats=entropy_stats)
+    gate, post, h_norm, factor = parts["gate"], parts["post_tool"], parts["entropy_norm"], parts["factor"]
     loss, diag = policy_loss(logp, batch.old_logprobs, shaped, batch.weight, cfg.loss, gate=gate,
                              ref_logp=ref_logp, entropy=entropy)
     diag.update(shaping_diagnostics(factor, gate, entropy, post, mask))

@@ -19,6 +19,8 @@ loss: kl_coef = entropy_coef = 0).
 
 Ĥ is normalised per trajectory (norm_scope trajectory, the paper) or over this verl batch (batch,
 code_compat), from the old policy's entropy, so it carries no gradient (design A of docs/verl.md).
+With tao.entropy_source=train_forward (design L) the trainer calls this with shape=False and
+loss.tao_ppo_loss shapes per micro-batch with the training forward's entropy (rows_batch serves both).
 Criterion 2's refill=duplicate cannot add rows to a verl batch; use verl's algorithm.filter_groups
 (DAPO refill) alongside if the batch must stay full.
 """
@@ -68,17 +70,22 @@ def _flag(flags: Sequence[Mapping] | None, r: int, key: str, default):
 
 def tao_advantage(scores: Tensor | Sequence[float], uids: Sequence, response_mask: Tensor, cfg: Config, *,
                   entropy: Tensor | None = None, lengths: Sequence[int] | Tensor | None = None,
-                  flags: Sequence[Mapping | None] | None = None, seed: int = 0) -> StepAdvantage:
+                  flags: Sequence[Mapping | None] | None = None, seed: int = 0,
+                  shape: bool = True) -> StepAdvantage:
     """The advantage of a verl batch (see the module doc). scores [B]; response_mask, entropy [B, T]
     (right padded; `lengths` the real response lengths); flags[r]: dict with n_call, n_ok, void,
-    truncated and turn_ok (list per turn), or None for a row from a loop that records none."""
+    truncated and turn_ok (list per turn), or None for a row from a loop that records none.
+
+    shape=False (entropy_source train_forward): `advantages` is the unshaped w_i · Â_i and the loss
+    (taorl.integrations.verl.loss) shapes it; per_token still holds the old-policy shaping (gate,
+    Ĥ, Ã) for the run directory, and entropy may be None."""
     algo = cfg.algo
     mask = response_mask.to(torch.float32)
     B, T = mask.shape
     scores = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
     if scores.numel() != B or len(uids) != B:
         raise ValueError(f"{B} rows in response_mask but {scores.numel()} scores and {len(uids)} uids")
-    segment, turn, called = turns_from_mask(mask, lengths)
+    segment, turn, _ = turns_from_mask(mask, lengths)
     mask = mask * (segment == SEG_MODEL)
     groups, group_uids = groups_of(uids)
     N = len(groups)
@@ -100,28 +107,20 @@ def tao_advantage(scores: Tensor | Sequence[float], uids: Sequence, response_mas
             reason[r] = tdec.reasons[g][i] if bool(gdec.kept[g]) else gdec.reason[g]
 
     # 4. gate -> Ĥ -> Ã through taorl's own chain (old-policy entropy: ratio 1, the loss is unused)
-    turn_ok = called.clone()
-    if flags is not None:
-        for r in range(B):
-            ok = _flag(flags, r, "turn_ok", None)
-            if ok is not None:
-                k = min(len(ok), turn_ok.shape[1])
-                turn_ok[r, :k] = torch.tensor([bool(x) for x in ok[:k]]) & called[r, :k]
     if entropy is None:
-        if algo.shaping.enabled:
+        if algo.shaping.enabled and shape:
             raise ValueError("entropy-guided shaping needs the old policy's token entropy (verl v1 stores "
                              "`entropy` unless algorithm.rollout_correction.bypass_mode is on); set "
                              "tao.algo.shaping.enabled=false to train without it")
         entropy = torch.zeros(B, T)
+    batch = rows_batch(response_mask, lengths, broadcast_to_tokens(row_adv, mask), row_w, flags)
     zeros = torch.zeros(B, T)
-    batch = TokenBatch(input_ids=torch.zeros(B, T, dtype=torch.long), attention_mask=(segment > 0).long(),
-                       targets=torch.zeros(B, T, dtype=torch.long), loss_mask=mask, segment=segment, turn=turn,
-                       old_logprobs=zeros, adv=broadcast_to_tokens(row_adv, mask), weight=row_w[:, None] * mask,
-                       turn_called=called, turn_ok=turn_ok)
     _, diag, per_token = tao_loss(batch, zeros, entropy.to(torch.float32) * mask, algo)
     keep_row = row_w > 0
     out_mask = response_mask * keep_row[:, None].to(response_mask.dtype)
-    advantages = per_token["shaped_adv"] * row_w[:, None] * keep_row[:, None]
+    # shape=False (entropy_source train_forward): the loss shapes; verl gets the unshaped w_i · Â_i
+    token_adv = per_token["shaped_adv"] if shape else per_token["adv"]
+    advantages = token_adv * row_w[:, None] * keep_row[:, None]
 
     metrics = {k: v for k, v in diag.items() if k.startswith("tao/")}
     metrics["tao/trained_rows_fraction"] = float(keep_row.float().mean()) if B else 0.0
@@ -130,6 +129,30 @@ def tao_advantage(scores: Tensor | Sequence[float], uids: Sequence, response_mas
                          group_reason=[None if bool(gdec.kept[g]) else gdec.reason[g] for g in range(N)],
                          gdec=gdec, tdec=tdec, decision=dec, segment=segment, turn=turn, per_token=per_token,
                          metrics=metrics)
+
+
+def rows_batch(response_mask: Tensor, lengths: Sequence[int] | Tensor | None, adv_tok: Tensor, row_w: Tensor,
+               flags: Sequence[Mapping | None] | None = None) -> TokenBatch:
+    """verl rows, response-aligned [B, T], as a taorl TokenBatch for the shaping chain: segment and
+    turns from the mask (layout.turns_from_mask), loss_mask = the model tokens, adv = adv_tok on
+    them, weight = row_w on them, turn_ok from flags[r]["turn_ok"] (a turn's call succeeded; rows
+    without flags: every called turn). input_ids, targets and old log-probs are zeros (unused)."""
+    mask = response_mask.to(torch.float32)
+    B, T = mask.shape
+    segment, turn, called = turns_from_mask(mask, lengths)
+    mask = mask * (segment == SEG_MODEL)
+    turn_ok = called.clone()
+    if flags is not None:
+        for r in range(B):
+            ok = _flag(flags, r, "turn_ok", None)
+            if ok is not None:
+                k = min(len(ok), turn_ok.shape[1])
+                turn_ok[r, :k] = torch.tensor([bool(x) for x in ok[:k]]) & called[r, :k]
+    zeros = torch.zeros(B, T)
+    return TokenBatch(input_ids=torch.zeros(B, T, dtype=torch.long), attention_mask=(segment > 0).long(),
+                      targets=torch.zeros(B, T, dtype=torch.long), loss_mask=mask, segment=segment, turn=turn,
+                      old_logprobs=zeros, adv=adv_tok.to(torch.float32) * mask,
+                      weight=row_w.to(torch.float32)[:, None] * mask, turn_called=called, turn_ok=turn_ok)
 
 
 def grpo_estimator(token_level_rewards: Tensor, response_mask: Tensor, index, config=None,

@@ -71,11 +71,11 @@ class VerlRows:
     def lengths(self) -> list[int]:
         return [len(x) for x in self.responses]
 
-    def advantage(self, cfg, seed: int = 0) -> StepAdvantage:
-        """taorl's advantage of this step (advantage.tao_advantage)."""
+    def advantage(self, cfg, seed: int = 0, shape: bool = True) -> StepAdvantage:
+        """taorl's advantage of this step (advantage.tao_advantage; shape=False: unshaped, the loss shapes)."""
         ent = self.padded(self.entropy) if self.entropy is not None else None
         return tao_advantage(self.scores, self.uids, self.padded(), cfg, entropy=ent, lengths=self.lengths,
-                             flags=self.flags, seed=seed)
+                             flags=self.flags, seed=seed, shape=shape)
 
 
 def to_trajectories(rows: VerlRows, adv: StepAdvantage, decode: Callable[[list[int]], str]) -> list[Trajectory]:

@@ -50,6 +50,14 @@ def turns_from_mask(mask: Tensor, lengths: Tensor | Sequence[int] | None = None)
     return seg, turn, called
 
 
+def row_lists(x) -> list:
+    """A TransferQueue / micro-batch field -> one python value per row (jagged nested tensors are
+    unbound; NonTensorStack and the like go through tolist())."""
+    if isinstance(x, torch.Tensor):
+        return [t.tolist() for t in x.unbind()] if x.is_nested else x.tolist()
+    return list(x.tolist() if hasattr(x, "tolist") else x)
+
+
 def groups_of(uids: Sequence) -> tuple[list[list[int]], list[str]]:
     """Rows grouped by uid, groups in order of first appearance: ([[row, ...] per group], [uid per group]).
 

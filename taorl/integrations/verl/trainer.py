@@ -8,6 +8,9 @@ Per step, after verl's own advantage step (which keeps KL-in-reward and rollout 
                         advantage.tao_advantage (taorl.algo); writes back `advantages`/`returns`
                         (= w · Ã, as verl's GRPO sets returns = advantages) and zeroes `response_mask`
                         and `loss_mask` of rows with weight 0 (loss_mask is the token-mean denominator)
+                        With tao.entropy_source=train_forward (design L): `advantages` = the
+                        unshaped w · Â, plus `tao_weight` = w per row; the shaping happens in
+                        loss.tao_ppo_loss, which _setup installs on the actor workers
     _compute_metrics    verl's metrics, then the step is written to the taorl run directory
                         (dump.RunDump) while its TransferQueue rows still exist
 
@@ -22,28 +25,25 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from functools import partial
 
 import torch
 import transfer_queue as tq
 import verl
 from omegaconf import open_dict
 from tensordict import TensorDict
+from verl.trainer.distillation import is_distillation_enabled
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from taorl.integrations.verl.dump import RunDump, VerlRows, default_run_dir
-from taorl.integrations.verl.settings import tao_config
+from taorl.integrations.verl.layout import row_lists as _rows
+from taorl.integrations.verl.loss import WEIGHT_FIELD
+from taorl.integrations.verl.settings import plugin_options, tao_config
 
 log = logging.getLogger(__name__)
 FIELDS = ["uid", "prompts", "responses", "response_mask", "rm_scores"]
 OPTIONAL = ["entropy", "old_log_probs", "rollout_log_probs", "extra_fields", "reward_model"]
-
-
-def _rows(x) -> list:
-    """A TransferQueue field -> one python list per row (nested jagged tensors are unbound)."""
-    if isinstance(x, torch.Tensor):
-        return [t.tolist() for t in x.unbind()] if x.is_nested else x.tolist()
-    return list(x.tolist() if hasattr(x, "tolist") else x)
 
 
 def rows_from_tq(data: TensorDict) -> VerlRows:
@@ -82,12 +82,33 @@ class TaoSyncTrainer(PPOTrainerSync):
         with open_dict(config):
             config.trainer.v1.trainer_mode = "sync"  # see the module doc: a behaviour switch in verl
         self.tao = tao_config(config.get("tao", None))
+        self.tao_options = plugin_options(config.get("tao", None))
+        if self.tao_options.loss_time:
+            check_loss_time(config, self.tao)  # before any worker starts
         if self.tao.algo.filter.group.refill == "duplicate":
             print("taorl: tao.algo.filter.group.refill=duplicate cannot add rows to a verl batch; dropped "
                   "groups are masked (enable algorithm.filter_groups for verl's DAPO refill)", file=sys.stderr)
         super().__init__(config, *args, **kwargs)
         self._tao_step = None
         self._tao_dump: RunDump | None = None
+
+    # ------------------------------------------------------------------------------------ workers
+    def _setup(self):
+        super()._setup()
+        if self.tao_options.loss_time:
+            self._tao_install_loss()
+
+    def _tao_install_loss(self) -> None:
+        """tao.entropy_source=train_forward: TAO-RL's loss (loss.tao_ppo_loss) replaces verl's ppo_loss on
+        every actor worker (set_loss_fn is ONE_TO_ALL); the partial is pickled by reference."""
+        from verl.utils.config import omega_conf_to_dataclass
+
+        from taorl.integrations.verl.loss import tao_ppo_loss
+
+        actor = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
+        self.actor_rollout_wg.set_loss_fn(partial(tao_ppo_loss, config=actor, algo=self.tao.algo))
+        print("taorl: entropy_source=train_forward: TAO-RL's loss (Ĥ from the training forward pass) "
+              "installed on the actor workers", file=sys.stderr)
 
     # ------------------------------------------------------------------------------------ advantage
     def _compute_advantage(self, batch, metrics: dict):
@@ -101,7 +122,8 @@ class TaoSyncTrainer(PPOTrainerSync):
         real = [i for i, tag in enumerate(batch.tags) if not tag.get("is_padding", False)]
         rows = rows_from_tq(data)
         sub = rows if len(real) == len(rows.uids) else _select(rows, real)
-        adv = sub.advantage(self.tao, seed=int(self.global_steps))
+        loss_time = self.tao_options.loss_time
+        adv = sub.advantage(self.tao, seed=int(self.global_steps), shape=not loss_time)
 
         B, T = len(rows.uids), max(rows.lengths + [1])
         advantages = torch.zeros(B, T)
@@ -113,6 +135,10 @@ class TaoSyncTrainer(PPOTrainerSync):
         out = {"advantages": _jagged(advantages, rows.lengths), "returns": _jagged(advantages, rows.lengths)}
         m = _jagged(new_mask.to(dtype), rows.lengths)
         out["response_mask"], out["loss_mask"] = m, m
+        if loss_time:  # w per row for the loss (0 on verl's padding rows)
+            weight = torch.zeros(B)
+            weight[real] = adv.weight
+            out[WEIGHT_FIELD] = weight
         tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(out, batch_size=B))
         metrics.update(adv.metrics)
         self._tao_step = (sub, adv)
@@ -133,12 +159,32 @@ class TaoSyncTrainer(PPOTrainerSync):
             run_dir = default_run_dir(self.tao, self.config.trainer.get("experiment_name", None))
             self._tao_dump = RunDump(run_dir, self.tao, resume=int(global_steps) > 1,
                                      extra={"verl_experiment": str(self.config.trainer.get("experiment_name", "")),
+                                            "entropy_source": self.tao_options.entropy_source,
                                             "pid": os.getpid()})
             print(f"taorl: verl steps go to {run_dir} (taorl dashboard {run_dir.parent})", file=sys.stderr)
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False)
         self._tao_dump.write(int(global_steps), rows, adv, decode, metrics)
         if int(global_steps) >= int(self.total_training_steps):
             self._tao_dump.finish("finished")
+
+
+def check_loss_time(config, tao) -> None:
+    """tao.entropy_source=train_forward needs verl to compute the entropy in the training forward pass and
+    its loss to be the one installed; raises ValueError naming the setting to change."""
+    from taorl.integrations.verl.loss import unsupported
+
+    actor = config.actor_rollout_ref.actor
+    if not bool(actor.get("calculate_entropy", False)):
+        raise ValueError("tao.entropy_source=train_forward shapes with the entropy of the training forward pass: "
+                         "set actor_rollout_ref.actor.calculate_entropy=true (it is off, so verl would not "
+                         "compute it)")
+    if is_distillation_enabled(config.get("distillation", None)):
+        raise ValueError("tao.entropy_source=train_forward replaces verl's actor loss, so the distillation "
+                         "loss (distillation.enabled=true) would be dropped: turn one of them off")
+    bad = unsupported(tao.algo)
+    if bad:
+        raise ValueError(f"tao.entropy_source=train_forward shapes per micro-batch and cannot honour "
+                         f"{', '.join(bad)}; use tao.entropy_source=old_policy for it")
 
 
 def _jagged(padded: torch.Tensor, lengths: list[int]) -> torch.Tensor:
