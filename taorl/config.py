@@ -71,7 +71,7 @@ class DataConfig(_Strict):
     # "procedural" (built-in generator), a benchmark name (math500, ...), or a JSONL/Parquet path
     train: str = "procedural"
     difficulty: int = Field(1, ge=0, le=5)  # procedural generator knob
-    kinds: list[str] | None = None  # procedural problem kinds to draw from (null: every kind); e.g. [add, multiply]
+    kinds: list[str] | None = None  # procedural kinds to draw from (null: every kind), e.g. [add, multiply]; procedural only
     n_problems: int = Field(2000, ge=1)  # procedural pool size
     seed: int = 0
     shuffle: bool = True

@@ -133,7 +133,7 @@ def test_procedural_deterministic_and_scaled():
         generate(3, 9)
 
 
-def test_procedural_kinds_from_the_config():
+def test_procedural_kinds_from_the_config(tmp_path):
     from taorl.config import load_config
     from taorl.data import load_train_problems
 
@@ -146,6 +146,11 @@ def test_procedural_kinds_from_the_config():
         load_problems("procedural", n=3, kinds=["modpoww"])
     with pytest.raises(UserError, match="only to 'procedural'"):
         load_problems("math500", kinds=["add"])
+    # like difficulty, the config's kinds describe the generator: another training source ignores them
+    # (default.yaml sets kinds; `taorl train configs/default.yaml data.train=x.jsonl` must still work)
+    f = write_problems(probs[:3], Path(tmp_path) / "p.jsonl")
+    other = load_config(Path(__file__).parents[1] / "configs" / "default.yaml", [f"data.train={f}"])
+    assert [p.problem for p in load_train_problems(other.data)] == [p.problem for p in probs[:3]]
 
 
 def test_problem_is_plain_data():

@@ -43,8 +43,10 @@ def load_problems(spec: str, limit: int | None = None, seed: int = 0, *, n: int 
 
 def load_train_problems(data_cfg) -> list[Problem]:
     """The training pool described by a ``taorl.config.DataConfig``."""
+    # kinds, like difficulty and n_problems, describe the procedural generator: another source ignores them
+    kinds = data_cfg.kinds if str(data_cfg.train).strip() == "procedural" else None
     return load_problems(data_cfg.train, seed=data_cfg.seed, n=data_cfg.n_problems, difficulty=data_cfg.difficulty,
-                         kinds=data_cfg.kinds)
+                         kinds=kinds)
 
 
 __all__ = ["BENCHMARKS", "BenchmarkSpec", "Problem", "benchmark_names", "load_benchmark", "load_problems",
