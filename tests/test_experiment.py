@@ -200,3 +200,12 @@ def test_shipped_experiment_files_load(path):
     assert filters.algo.filter.group.enabled and not filters.algo.shaping.enabled
     # the training task and the held-out set are the same kind of problem (mixed outcomes for the primed model)
     assert base.data.difficulty == spec.eval.difficulty and base.data.kinds == spec.eval.kinds
+
+
+def test_rate_intervals_shown_inside_0_100():
+    from taorl.experiment.report import _pct
+
+    d = {"mean": 0.958, "low": 0.907, "high": 1.010, "n": 3}
+    assert _pct(d, rate=True) == "95.8 % [90.7, 100.0]"          # a rate: clipped at 100 %
+    assert _pct(d) == "95.8 % [90.7, 101.0]"                     # a difference: as computed
+    assert _pct({"mean": 0.02, "low": -0.03, "high": 0.07, "n": 3}, rate=True) == "2.0 % [0.0, 7.0]"

@@ -123,12 +123,15 @@ def verdict(p: dict) -> str:
     return "no difference detected (interval contains 0)"
 
 
-def _pct(d: dict | None, digits: int = 1) -> str:
+def _pct(d: dict | None, digits: int = 1, *, rate: bool = False) -> str:
+    """A mean and its interval in %. rate=True: a rate's interval is shown clipped to [0, 100] % (the
+    t interval of a bounded quantity can pass its bound; report.json keeps the unclipped one)."""
     if not d or d.get("mean") is None:
         return "–"
     if d["n"] < 2 or d.get("low") is None:
         return f"{100 * d['mean']:.{digits}f} % (n={d['n']})"
-    return f"{100 * d['mean']:.{digits}f} % [{100 * d['low']:.{digits}f}, {100 * d['high']:.{digits}f}]"
+    lo, hi = (max(d["low"], 0.0), min(d["high"], 1.0)) if rate else (d["low"], d["high"])
+    return f"{100 * d['mean']:.{digits}f} % [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
 
 
 def _num(d: dict | None, digits: int = 3) -> str:
@@ -151,7 +154,8 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
     if spec.label:
         L += [f"> **{spec.label}**", ""]
     L += [f"Made by `{meta['command']}` on {meta['date']} ({meta['machine']}). "
-          f"Intervals are 95 % Student-t intervals over seeds (each seed is one training run); "
+          f"Intervals are 95 % Student-t intervals over seeds (each seed is one training run; a rate's "
+          f"interval is shown clipped to [0, 100] %); "
           f"paired differences compare arms run with the same seed.", ""]
     L += ["## Setup", "",
           f"- base config: `{meta['config']}` + {spec.overrides or 'no overrides'}",
@@ -181,7 +185,7 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
           "| arm | seeds | " + " | ".join(m.removeprefix("heldout/") for m in hm) + f" | {primary.removeprefix('heldout/')} per seed |",
           "|---|---|" + "---|" * (len(hm) + 1)]
     for arm, a in res["arms"].items():
-        cells = [(_pct(a["final"].get(m)) if "tokens" not in m else _num(a["final"].get(m))) for m in hm]
+        cells = [(_pct(a["final"].get(m), rate=True) if "tokens" not in m else _num(a["final"].get(m))) for m in hm]
         per = ", ".join(f"{s}: {100 * v:.1f}" for s, v in sorted(a["per_seed"].get(primary, {}).items()))
         L.append(f"| {arm} | {len(a['runs_done'])} | " + " | ".join(cells) + f" | {per} |")
     if res["paired"]:
@@ -195,7 +199,7 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
     L += ["", f"## {primary.removeprefix('heldout/')} at every evaluated step (mean over seeds, %)", "",
           "| step | " + " | ".join(spec.arms) + " |", "|---|" + "---|" * len(spec.arms)]
     for s in res["steps"]:
-        L.append(f"| {s} | " + " | ".join(_pct(res["curve"][a].get(s)) for a in spec.arms) + " |")
+        L.append(f"| {s} | " + " | ".join(_pct(res["curve"][a].get(s), rate=True) for a in spec.arms) + " |")
     L += ["", "## During training (mean over each run's steps, then interval over seeds)", "",
           "| arm | " + " | ".join(TRAIN_METRICS) + " |", "|---|" + "---|" * len(TRAIN_METRICS)]
     for arm, a in res["arms"].items():
