@@ -11,11 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # torch is a range in pyproject.toml (CPU 2.13 here, 2.11 with vLLM on a GPU); the environment file
 # and the Makefile install the exact CPU build.
 TORCH_RANGE, TORCH_PIN = "torch>=2.11,<2.14", "torch==2.13.0"
+# transformers is a range too (5.10.4 with the [verl] extra, whose verl 0.9.1 needs <5.11); its upper
+# bound is inclusive, so pip installs exactly 5.17.0 without [verl], the pin of environment.yml
+TRANSFORMERS_RANGE, TRANSFORMERS_PIN = "transformers>=5.10.4,<=5.17.0", "transformers==5.17.0"
+RANGES = {TORCH_RANGE: TORCH_PIN, TRANSFORMERS_RANGE: TRANSFORMERS_PIN}
 
 
 def _pyproject_pins() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = {TORCH_PIN if d == TORCH_RANGE else d for d in project["dependencies"]}
+    pins = {RANGES.get(d, d) for d in project["dependencies"]}
     for extra in ("app", "notebooks", "dev", "trackers"):
         pins |= set(project["optional-dependencies"][extra])
     return pins
@@ -40,3 +44,9 @@ def test_every_pin_is_exact():
 
 def test_makefile_installs_the_same_torch():
     assert f"pip install -q {TORCH_PIN}" in (ROOT / "Makefile").read_text()
+
+
+def test_transformers_range_ends_at_the_pin():
+    """The core's transformers range: its top is the exact pin .venv gets, its bottom verl's release."""
+    low, high = TRANSFORMERS_RANGE.removeprefix("transformers>=").split(",<=")
+    assert TRANSFORMERS_PIN == f"transformers=={high}" and low == "5.10.4"
