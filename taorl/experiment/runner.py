@@ -231,11 +231,11 @@ def _in_process(out: Path, arm: str, seed: int, what: str, log: Callable[[str], 
     if threads and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(threads)
     if logfile is None:
-        rc = subprocess.run(cmd, env=env).returncode
+        rc = subprocess.run(cmd, env=env, check=False).returncode
     else:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         with open(logfile, "ab") as fh:
-            rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
     if rc != 0:
         tail = ""
         if logfile is not None and logfile.is_file():
@@ -364,7 +364,7 @@ def evaluate_pending(spec: ExperimentSpec, out: Path, plan: RunPlan, problems: l
 
 
 # ------------------------------------------------------------------------- shared start evaluation
-def start_twins(spec: ExperimentSpec, a: Config, b: Config) -> bool:
+def start_twins(a: Config, b: Config) -> bool:
     """Whether two run configs start from the same weights and evaluate them the same way: they
     differ only in algo.* keys (and the free keys), and prime to the same cache entry."""
     diff = config_diff(a.to_dict(), b.to_dict())
@@ -380,7 +380,7 @@ def start_twins(spec: ExperimentSpec, a: Config, b: Config) -> bool:
 def start_source(spec: ExperimentSpec, plan: RunPlan) -> str:
     """The first arm (in file order) whose step-0 evaluation this run's equals (itself if none)."""
     for arm in spec.arms:
-        if arm == plan.arm or start_twins(spec, spec.run_config(arm, plan.seed), plan.cfg):
+        if arm == plan.arm or start_twins(spec.run_config(arm, plan.seed), plan.cfg):
             return arm
     return plan.arm
 
