@@ -222,7 +222,6 @@ def _in_process(out: Path, arm: str, seed: int, what: str, log: Callable[[str], 
     """Run `python -m taorl.experiment.worker OUT ARM SEED WHAT` and wait: every training and every
     evaluation gets a fresh process (GPU engines such as vLLM allow one engine per process, and the
     memory of one run never leaks into the next). With `logfile` its output goes there (appended)."""
-    import os
     import subprocess
     import sys
 
@@ -273,24 +272,26 @@ def _run_task(t: _Task, spec: ExperimentSpec, out: Path, problems: list, log: Ca
 
 
 def _run_tasks(tasks: list[_Task], spec: ExperimentSpec, out: Path, problems: list, log: Callable[[str], None],
-               isolate: bool, jobs: int, t_all: float, done: list[int], total: int) -> None:
-    """Each task's steps in order; up to `jobs` tasks at once. With several jobs a failed run does
-    not stop the others; the first failure is raised once all have ended."""
+               isolate: bool, jobs: int, t_all: float, *, count: bool = True) -> None:
+    """Each task's steps in order; up to `jobs` tasks at once (count: log "k/n runs done"). With
+    several jobs a failed run does not stop the others; the first failure is raised once all have ended."""
     import threading
 
     lock = threading.Lock()
+    done = 0
 
     def locked_log(msg: str) -> None:
         with lock:
             log(msg)
 
     def one(t: _Task) -> None:
+        nonlocal done
         _run_task(t, spec, out, problems, locked_log, isolate, jobs)
-        if "train" in t.steps or "eval" in t.steps:
+        if count:
             with lock:
-                done[0] += 1
-                if done[0] < total:
-                    log(f"      {done[0]}/{total} runs done, {(time.perf_counter() - t_all) / 60:.1f} min so far")
+                done += 1
+                if done < len(tasks):
+                    log(f"      {done}/{len(tasks)} runs done, {(time.perf_counter() - t_all) / 60:.1f} min so far")
 
     if jobs <= 1:
         for t in tasks:
@@ -336,13 +337,13 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, figures_png: bool =
     first = [_Task(p, ["start"], f"initial weights, seed {p.seed} ({p.arm}): held-out evaluation")
              for p in plans if spec.eval.at_start and start_source(spec, p) == p.arm
              and not heldout_file(out, p.arm, p.seed, 0).is_file()]
-    _run_tasks(first, spec, out, problems, log, isolate, jobs, t_all, [0], 0)
+    _run_tasks(first, spec, out, problems, log, isolate, jobs, t_all, count=False)
     tasks = []
     for p, line in zip(plans, lines):
         needs_eval = any(not heldout_file(out, p.arm, p.seed, s).is_file() for s in spec.eval_steps(p.cfg.train.steps))
         tasks.append(_Task(p, (["train"] if p.action in ("start", "resume") else []) + (["eval"] if needs_eval else []),
                            line))
-    _run_tasks(tasks, spec, out, problems, log, isolate, jobs, t_all, [0], len(tasks))
+    _run_tasks(tasks, spec, out, problems, log, isolate, jobs, t_all)
     report = write_report(spec, out, held_out=(len(problems), dropped), figures_png=figures_png, log=log)
     log(f"experiment finished in {(time.perf_counter() - t_all) / 60:.1f} min")
     log(f"report: {report / 'report.md'}")
@@ -353,7 +354,7 @@ def run_experiment(spec: ExperimentSpec, out: str | Path, *, figures_png: bool =
 def evaluate_pending(spec: ExperimentSpec, out: Path, plan: RunPlan, problems: list,
                      log: Callable[[str], None] = print, *, only_start: bool = False) -> None:
     """The run's missing held-out evaluations (only step 0 with only_start); a missing step-0 file
-    is copied from a start twin's (see start_twin) when one has it."""
+    is copied from its start source's (see start_source) when that exists."""
     todo = [s for s in spec.eval_steps(plan.cfg.train.steps) if not heldout_file(out, plan.arm, plan.seed, s).is_file()]
     if only_start:
         todo = [s for s in todo if s == 0]
