@@ -85,8 +85,6 @@ def tao_advantage(scores: Tensor | Sequence[float], uids: Sequence, response_mas
     scores = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
     if scores.numel() != B or len(uids) != B:
         raise ValueError(f"{B} rows in response_mask but {scores.numel()} scores and {len(uids)} uids")
-    segment, turn, _ = turns_from_mask(mask, lengths)
-    mask = mask * (segment == SEG_MODEL)
     groups, group_uids = groups_of(uids)
     N = len(groups)
 
@@ -113,7 +111,9 @@ def tao_advantage(scores: Tensor | Sequence[float], uids: Sequence, response_mas
                              "`entropy` unless algorithm.rollout_correction.bypass_mode is on); set "
                              "tao.algo.shaping.enabled=false to train without it")
         entropy = torch.zeros(B, T)
+    # segments, turns and the model-token mask from the response mask (rows_batch keeps Â on model tokens)
     batch = rows_batch(response_mask, lengths, broadcast_to_tokens(row_adv, mask), row_w, flags)
+    mask, segment, turn = batch.loss_mask, batch.segment, batch.turn
     zeros = torch.zeros(B, T)
     _, diag, per_token = tao_loss(batch, zeros, entropy.to(torch.float32) * mask, algo)
     keep_row = row_w > 0
