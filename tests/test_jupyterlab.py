@@ -149,10 +149,19 @@ def saved_errors(page, path: Path) -> tuple[list[str], int, int]:
     before = path.stat().st_mtime_ns
     page.get_by_role("menuitem", name="File", exact=True).click()
     page.click("li[data-command='docmanager:save']")
+    # the server writes the notebook in place (truncate, then write), so the new mtime can show before
+    # the text does: read once the mtime moved and the file parses, or fail after 30 s saying so
     deadline = time.time() + 30
-    while path.stat().st_mtime_ns == before and time.time() < deadline:
+    while True:
+        if path.stat().st_mtime_ns != before:
+            try:
+                nb = nbformat.read(path, as_version=4)
+                break
+            except nbformat.reader.NotJSONError:  # caught mid-write
+                pass
+        if time.time() > deadline:
+            raise AssertionError(f"JupyterLab did not save {path.name} within 30 s (mtime or text unchanged)")
         time.sleep(0.2)
-    nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     errors = [f"{o['ename']}: {o['evalue']}" for c in code for o in c.outputs if o.output_type == "error"]
     return errors, sum(c.execution_count is not None for c in code), len(code)
