@@ -1,5 +1,5 @@
 """The GPU path on a CPU machine: lazy imports, interfaces, configs, clear errors, and the pure parts
-of the vLLM engine (code-block cut, LoRA merge for weight sync, streaming adapter) on real models.
+of the vLLM engine (LoRA merge for weight sync, streaming adapter) on real models.
 
 What needs a GPU is in tests/test_gpu_device.py (marked `gpu`, skipped without CUDA).
 """
@@ -152,51 +152,6 @@ def test_unsloth_mode_needs_the_unsloth_backend():
     else:  # pragma: no cover - GPU machines
         with pytest.raises(UserError, match="needs model.backend=unsloth"):
             preflight(cfg)
-
-
-# ------------------------------------------------------------------------ the code-block stop cut
-TEXTS = [
-    "Let me compute it.\n```python\nprint(17 * 23)\n```\nThe product is printed above.",
-    "Use ``` fences, like this:\n```py\nx = 40 + 2\nprint(x)\n```",
-    "No block here, only `ticks` and ``` an unterminated fence\n```python\nprint(1)",
-    "```text\nnot run ```\n```\nthen\n```python\ns = '```'\nprint(s)\n```\n\nmore",
-]
-
-
-def _brute_cut(tok, ids):
-    """Independent reference: the first prefix length whose decoded text holds a complete block."""
-    from taorl.tools.parse import complete_block_end
-
-    for n in range(1, len(ids) + 1):
-        if complete_block_end(tok.decode(ids[:n])) is not None:
-            return n
-    return None
-
-
-@pytest.mark.parametrize("text", TEXTS)
-def test_block_cut_matches_brute_force_whole_and_streamed(tiny_tokenizer, text):
-    from taorl.rollout.hf import backtick_ids
-    from taorl.rollout.vllm import block_cut
-
-    tok = tiny_tokenizer
-    ticks = backtick_ids(tok)
-    ids = tok.encode(text, add_special_tokens=False)
-    want = _brute_cut(tok, ids)
-    assert block_cut(tok, ids, 0, ticks) == want
-    # streamed in deltas of 3 ids, as vLLM steps return them: the same cut, found at the right delta
-    seen, got = [], None
-    for a in range(0, len(ids), 3):
-        start = len(seen)
-        seen += ids[a:a + 3]
-        got = block_cut(tok, seen, start, ticks)
-        if got is not None:
-            break
-    assert got == want
-    if want is not None:  # the kept ids end exactly at the token that closed the block
-        from taorl.tools.parse import complete_block_end
-
-        assert complete_block_end(tok.decode(ids[:want])) is not None
-        assert complete_block_end(tok.decode(ids[:want - 1])) is None
 
 
 def test_small_helpers():

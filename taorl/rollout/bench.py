@@ -29,7 +29,8 @@ class GenerateEngine:
     log-probs from the returned logits (log_softmax(z / T) of the chosen token)."""
 
     def __init__(self, model, tokenizer, gen_batch_size: int = 64):
-        from taorl.rollout.hf import _eos_ids, backtick_ids
+        from taorl.rollout.blockstop import backtick_ids
+        from taorl.rollout.hf import _eos_ids
 
         self.model, self.tokenizer, self.gen_batch_size = model, tokenizer, gen_batch_size
         self.eos_ids = _eos_ids(model, tokenizer)
@@ -52,8 +53,8 @@ class GenerateEngine:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
+        from taorl.rollout.blockstop import closes_block
         from taorl.rollout.engine import Completion
-        from taorl.tools.parse import complete_block_end
 
         B, L = len(prompts), max(len(p) for p in prompts)
         ids = torch.full((B, L), self.pad_id, dtype=torch.long)
@@ -69,9 +70,8 @@ class GenerateEngine:
                 done = torch.zeros(B, dtype=torch.bool)
                 for r in range(B):
                     n = new.shape[1]
-                    t = int(new[r, -1])
-                    if n >= caps[r] or (params.stop_at_code_block and t in eng.ticks and
-                                        complete_block_end(eng.tokenizer.decode(new[r].tolist())) is not None):
+                    if n >= caps[r] or (params.stop_at_code_block and
+                                        closes_block(eng.tokenizer, new[r].tolist(), eng.ticks)):
                         done[r] = True
                 return done
 
@@ -94,8 +94,7 @@ class GenerateEngine:
                 if t in self.eos_ids:
                     finish = "eos"
                     break
-                if params.stop_at_code_block and t in self.ticks and \
-                        complete_block_end(self.tokenizer.decode(toks)) is not None:
+                if params.stop_at_code_block and closes_block(self.tokenizer, toks, self.ticks):
                     finish = "stop"
                     break
                 if len(toks) >= caps[r]:

@@ -49,6 +49,7 @@ from collections.abc import Sequence
 
 import torch
 
+from taorl.rollout.blockstop import backtick_ids, closes_block
 from taorl.rollout.engine import Completion, SamplingParams
 
 
@@ -63,12 +64,6 @@ def _eos_ids(model, tokenizer) -> set[int]:
     elif eos is not None:
         ids.update(int(e) for e in eos)
     return ids
-
-
-def backtick_ids(tokenizer) -> frozenset[int]:
-    """Ids of the tokens whose text contains a backtick (byte-level and sentencepiece tokens keep '`')."""
-    toks = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    return frozenset(i for i, t in enumerate(toks) if t and "`" in t)
 
 
 def sample_next(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator):
@@ -250,10 +245,6 @@ class HFEngine:
         layers = getattr(cache, "layers", None)
         return bool(self.reuse_cache and layers) and all(type(x) is DynamicLayer for x in layers)
 
-    def _closes_block(self, ids: list[int]) -> bool:
-        from taorl.tools.parse import complete_block_end
-
-        return complete_block_end(self.tokenizer.decode(ids)) is not None
 
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[list[int]], caps: list[int], params: SamplingParams,
@@ -283,7 +274,7 @@ class HFEngine:
                 flps[b].append(flp_l[r])
                 if t in self.eos_ids:
                     finish[b] = "eos"
-                elif ticks is not None and t in ticks and self._closes_block(toks[b]):
+                elif ticks is not None and closes_block(self.tokenizer, toks[b], ticks):
                     finish[b] = "stop"
                     if keep_caches:  # the trajectory goes on next turn from this context
                         self._keep(cache, r, mask[r], prompts[b] + toks[b][:-1])

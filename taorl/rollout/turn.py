@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taorl.rollout.blockstop import backtick_ids, block_cut
 from taorl.tools.parse import complete_block_end
 
 BOXED = "\\boxed{"
@@ -69,10 +70,10 @@ def cut_after_first_block(tokenizer, ids: list[int], logprobs: list[float] | Non
         raise ValueError(f"model server returned {len(ids)} ids but {len(lps)} log-probs")
     if not stops or complete_block_end(tokenizer.decode(ids)) is None:
         return list(ids), lps, False
-    for n in range(1, len(ids) + 1):
-        if "`" in tokenizer.decode(ids[n - 1:n]) and complete_block_end(tokenizer.decode(ids[:n])) is not None:
-            return list(ids[:n]), lps[:n], n < len(ids)
-    return list(ids), lps, False
+    n = block_cut(tokenizer, ids, 0, backtick_ids(tokenizer, among=ids))
+    if n is None:
+        return list(ids), lps, False
+    return list(ids[:n]), lps[:n], n < len(ids)
 
 
 def after_model_turn(text: str, tool, *, cut: bool, at_budget: bool):

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from taorl.errors import UserError
+from taorl.rollout.blockstop import backtick_ids, block_cut
 from taorl.rollout.engine import Completion, SamplingParams
 
 PROCESSED = "processed_logprobs"
@@ -68,21 +69,6 @@ PROCESSED = "processed_logprobs"
 def request_seed(seed: int, index: int) -> int:
     """Per-request vLLM seed of prompt `index` in a call seeded `seed` (31 bits: every vLLM accepts it)."""
     return (int(seed) * 1_000_003 + int(index) * 7_919 + 1) % (2**31 - 1)
-
-
-def block_cut(tokenizer, ids: Sequence[int], start: int, ticks: frozenset[int]) -> int | None:
-    """Length of the shortest prefix of `ids` whose text holds a complete code block, looking only at
-    prefixes that end at positions >= start on a token containing a backtick; None if none does.
-
-    Same rule as the hf engine: only a token with a backtick can close a fence, and the decoded
-    text of the prefix is judged by taorl.tools.parse.complete_block_end.
-    """
-    from taorl.tools.parse import complete_block_end
-
-    for p in range(max(start, 0), len(ids)):
-        if ids[p] in ticks and complete_block_end(tokenizer.decode(list(ids[:p + 1]))) is not None:
-            return p + 1
-    return None
 
 
 def token_logprob(entry: Any, token_id: int) -> float:
@@ -335,8 +321,6 @@ class VLLMEngine:
             self._done.append((key, Completion([], [], "length", [])))
             return
         if params.stop_at_code_block and self._ticks is None:
-            from taorl.rollout.hf import backtick_ids
-
             self._ticks = backtick_ids(self.tokenizer)
         full_ok = self._check_logprob_mode(params)
         rid = f"taorl-{next(self._ids)}"
