@@ -492,6 +492,14 @@ def test_trainer_installs_the_loss_only_for_train_forward(source, monkeypatch):
     assert len(cloudpickle.dumps(fn)) < 50_000  # travels to the workers
 
 
+def test_trainer_refuses_a_tao_loss_key_that_verl_overrides():
+    from taorl.integrations.verl.trainer import TaoSyncTrainer
+
+    # verl's default actor: clip_ratio_high 0.2; the block asks for 0.28 explicitly
+    with pytest.raises(ValueError, match=r"tao.algo.loss.clip_high=0.28 but actor_rollout_ref.actor.clip_ratio_high=0.2"):
+        TaoSyncTrainer(_hydra(["+tao.algo.loss.clip_high=0.28"]))
+
+
 def test_train_forward_refuses_what_it_cannot_do():
     from taorl.integrations.verl.settings import tao_config
     from taorl.integrations.verl.trainer import TaoSyncTrainer, check_loss_time
@@ -792,6 +800,8 @@ def test_configs_compose_and_validate_with_verl():
         rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
         omega_conf_to_dataclass(cfg.algorithm)
         tao = tao_config(cfg.tao)
+        from taorl.integrations.verl.loss_settings import reconcile
+        print("LOSS NOTES", reconcile(cfg.actor_rollout_ref.actor, tao.algo.loss, set()).notes)
         print("RESULT", cfg.trainer.v1.trainer_mode, rollout.agent.default_agent_loop, rollout.n,
               rollout.response_length, actor.clip_ratio_high, actor.optim.lr, tao.algo.shaping.coef,
               tao.rollout.max_turns, cfg.algorithm.filter_groups.enable)
@@ -802,6 +812,7 @@ def test_configs_compose_and_validate_with_verl():
     assert r.stdout.split("RESULT ")[1].split("\n")[0].split() == [
         "tao_sync", "tao_tir_agent", "16", "4000", "0.28", "1e-06", "0.01", "5", "True"]
     assert "TOOLS ['PythonSandboxTool'] python 8" in r.stdout
+    assert "LOSS NOTES []" in r.stdout  # verl's actor loss is the paper's, as tao.algo.loss says
     from pathlib import Path
 
     head = Path(ROOT, "configs", "verl", "tao_rl.yaml").read_text().split("\nhydra:")[0]

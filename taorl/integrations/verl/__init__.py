@@ -2,6 +2,7 @@
 
     plugin       the `verl.plugins` entry point: registers every piece below with verl, loudly
     settings     the `tao:` block of verl's config -> a validated taorl Config (preset, algo, tool, ...)
+    loss_settings  verl's actor loss settings squared with tao.algo.loss (explicit conflict: error)
     layout       verl's response_mask -> taorl's segment / turn / post-tool facts; uid -> groups
     advantage    the TAO-RL advantage on a verl batch, computed by taorl.algo (criterion 1 / void /
                  overlong weights, criterion 2, GRPO / Dr.GRPO, entropy-guided shaping)

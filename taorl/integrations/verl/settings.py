@@ -85,6 +85,11 @@ def plugin_options(block: Any = None) -> PluginOptions:
     return PluginOptions(entropy_source=str(source))
 
 
+def block_keys(block: Any = None, section: str = "") -> set[str]:
+    """The dotted keys the `tao:` block sets under `section` (e.g. "algo.loss."), section removed."""
+    return {k[len(section):] for k, _ in _dotted(_tree(block)) if k.startswith(section)}
+
+
 def tao_config(block: Any = None) -> Config:
     """The taorl Config of a verl run: taorl defaults <- preset <- the `tao:` block (less PLUGIN_KEYS)."""
     tree = {k: v for k, v in _tree(block).items() if k not in PLUGIN_KEYS}

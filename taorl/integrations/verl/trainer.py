@@ -39,7 +39,8 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from taorl.integrations.verl.dump import RunDump, VerlRows, default_run_dir
 from taorl.integrations.verl.layout import row_lists as _rows
 from taorl.integrations.verl.loss import WEIGHT_FIELD
-from taorl.integrations.verl.settings import plugin_options, tao_config
+from taorl.integrations.verl.loss_settings import reconcile
+from taorl.integrations.verl.settings import block_keys, plugin_options, tao_config
 
 log = logging.getLogger(__name__)
 FIELDS = ["uid", "prompts", "responses", "response_mask", "rm_scores"]
@@ -85,6 +86,14 @@ class TaoSyncTrainer(PPOTrainerSync):
         self.tao_options = plugin_options(config.get("tao", None))
         if self.tao_options.loss_time:
             check_loss_time(config, self.tao)  # before any worker starts
+        # verl's actor settings govern the loss: an explicit tao.algo.loss key that disagrees fails here,
+        # other differences are printed, and the run directory records verl's values (loss_settings)
+        squared = reconcile(config.actor_rollout_ref.actor, self.tao.algo.loss,
+                            block_keys(config.get("tao", None), "algo.loss."))
+        for note in squared.notes:
+            print(f"taorl: {note}", file=sys.stderr)
+        self.tao = self.tao.model_copy(update={"algo": self.tao.algo.model_copy(update={"loss": squared.loss})})
+        self._tao_verl_loss = squared.verl
         if self.tao.algo.filter.group.refill == "duplicate":
             print("taorl: tao.algo.filter.group.refill=duplicate cannot add rows to a verl batch; dropped "
                   "groups are masked (enable algorithm.filter_groups for verl's DAPO refill)", file=sys.stderr)
@@ -160,6 +169,7 @@ class TaoSyncTrainer(PPOTrainerSync):
             self._tao_dump = RunDump(run_dir, self.tao, resume=int(global_steps) > 1,
                                      extra={"verl_experiment": str(self.config.trainer.get("experiment_name", "")),
                                             "entropy_source": self.tao_options.entropy_source,
+                                            "verl_actor_loss": getattr(self, "_tao_verl_loss", None),
                                             "pid": os.getpid()})
             print(f"taorl: verl steps go to {run_dir} (taorl dashboard {run_dir.parent})", file=sys.stderr)
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False)
