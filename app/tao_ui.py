@@ -68,6 +68,22 @@ class Selection:
         return self.labels.get(path, Path(path).name)
 
 
+def shown_path(path: Path) -> str:
+    """A folder as a person reads it: relative to the working directory or with ~ for the home folder,
+    whichever of the two holds it more closely (the working directory on a tie), else absolute."""
+    p = path.resolve()
+    bases = [(Path.cwd().resolve(), ""), (Path.home().resolve(), "~")]
+    for base, prefix in sorted(bases, key=lambda b: -len(b[0].parts)):  # stable: cwd first on a tie
+        try:
+            rel = p.relative_to(base).as_posix()
+        except ValueError:
+            continue
+        if prefix:
+            return prefix if rel == "." else f"{prefix}/{rel}"
+        return rel
+    return str(p)
+
+
 def _short(root: Path, path: str) -> str:
     try:
         rel = str(Path(path).relative_to(root))
@@ -91,7 +107,7 @@ def sidebar() -> Selection:
     if root.is_dir() and (root / "manifest.json").exists() and not runs:
         runs, labels = [str(root)], {str(root): root.name}
     sb = st.sidebar
-    sb.caption(f"runs: `{root}`")
+    sb.caption(f"runs: `{shown_path(root)}`", help=str(root.resolve()))
     primary = None
     compare: list[str] = []
     if runs:

@@ -109,6 +109,14 @@ def test_token_page_deep_link(runs, monkeypatch):
     n_model = (tok["segment"] == "model").sum()
     assert html.count('class="t" style="background:') == n_model  # every model token coloured
     assert '<span class="tool">' in html or (tok["segment"] == "tool").sum() == 0
+    assert metric(at, "trained") == ("yes" if row["weight"] > 0 else "no")
+    # a weight's reason is shown whole (a metric cut names such as group_all_correct)
+    masked = parquet(runs / "on", "trajectories").filter(pl.col("has_tokens") & pl.col("reason").is_not_null()).row(
+        0, named=True)
+    at = app(runs, monkeypatch, "views/5_tokens.py", {"run": "on", "step": str(masked["step"]),
+                                                      "traj": str(masked["traj"])})
+    no_errors(at)
+    assert any(f"weight reason: `{masked['reason']}`" in c.value for c in at.caption)
 
 
 def test_browser_filters_and_prev_next(runs, monkeypatch):
@@ -257,3 +265,14 @@ def test_ablation_page_reads_an_experiment_report(runs, tmp_path, monkeypatch):
     # paired d = 0.1, 0.2, 0.0: the same interval shifted to 10 %
     assert paired.set_index("arm").loc["tao", "Δ avg@2 vs base"] == "10.0 % [-14.8, 34.8]"
     assert len(at.get("plotly_chart")) >= 3
+
+
+def test_sidebar_names_the_runs_folder_as_a_person_reads_it(runs, monkeypatch):
+    monkeypatch.chdir(runs.parent)  # inside the working directory: relative
+    at = app(runs, monkeypatch)
+    no_errors(at)
+    assert f"runs: `{runs.name}`" in [c.value for c in at.sidebar.caption]
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("HOME", str(runs.parent))  # outside it, under home: ~/...
+    at = app(runs, monkeypatch)
+    assert f"runs: `~/{runs.name}`" in [c.value for c in at.sidebar.caption]

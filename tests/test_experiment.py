@@ -113,6 +113,34 @@ def test_start_evaluation_shared_only_between_algo_arms(tmp_path):
     assert source("tao", seed=1) == "grpo"
 
 
+def test_each_process_gets_the_share_of_the_cores_of_the_runs_under_way(tmp_path, monkeypatch):
+    """--jobs 2 on 4 cores: 2 threads while two runs go on, 4 for the last run's step once it is alone."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from taorl.experiment import runner
+
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    b_waits, b_returned, seen = threading.Event(), threading.Event(), []
+
+    def fake(out, arm, seed, what, log, *, logfile=None, threads=None):
+        seen.append((arm, what, threads))
+        if arm == "b":  # the long run: ends once c's first step has started
+            assert b_waits.wait(10)
+            b_returned.set()
+        if (arm, what) == ("c", "train"):
+            b_waits.set()
+            assert b_returned.wait(10)
+            time.sleep(0.3)  # b's task leaves the count right after its process returns
+
+    monkeypatch.setattr(runner, "_in_process", fake)
+    tasks = [runner._Task(SimpleNamespace(arm=a, seed=0, dir=tmp_path / a), steps, f"run {a}")
+             for a, steps in (("a", ["train"]), ("b", ["train"]), ("c", ["train", "eval"]))]
+    runner._run_tasks(tasks, None, tmp_path, [], lambda m: None, True, 2, time.perf_counter())
+    assert sorted(seen) == [("a", "train", 2), ("b", "train", 2), ("c", "eval", 4), ("c", "train", 2)]
+
+
 # ----------------------------------------------------------------------------------- end to end
 @pytest.mark.slow  # about 2 CPU-minutes: 5 trainings and 5 evaluations, each in its own process
 def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
@@ -168,6 +196,12 @@ def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
     log = capsys.readouterr().out
     assert log.count("skipped; held-out evaluations done") == 4 and "trained in" not in log
     assert (out / "runs" / "tao" / "seed-1" / "manifest.json").read_text() == manifest
+    # --report-only rewrites the report from those runs, and its first line says so and when they trained
+    assert "--report-only" not in md and ", from runs trained 20" in md
+    assert main(["experiment", str(exp), "--out", str(out), "--no-png", "--report-only"]) == 0
+    assert capsys.readouterr().out.startswith("report: ")
+    again = (out / "report" / "report.md").read_text()
+    assert "--report-only` on " in again and ", from runs trained 20" in again
 
     # an interrupted run (one more step asked, a held-out file lost) resumes from its checkpoint
     (out / "heldout" / "grpo" / "seed-0" / "step=000001.parquet").unlink()

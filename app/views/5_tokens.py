@@ -45,11 +45,14 @@ def body(sel, lr):
     m[0].metric("reward", f"{row['reward']:.0f}")
     m[1].metric("advantage Â", f"{row['advantage']:+.3f}")
     m[2].metric("weight", f"{row['weight']:.2f}")
-    m[3].metric("why", row["reason"] or "trained")
+    m[3].metric("trained", "yes" if row["weight"] > 0 else "no", help="weight > 0: the loss sees this trajectory")
     m[4].metric("tool calls", f"{row['n_ok']}/{row['n_call']} ok")
     m[5].metric("length", f"{row['length']} tok")
+    facts = [f"weight reason: `{row['reason']}`"] if row["reason"] else []  # names too long for a metric
     if row["statuses"]:
-        st.caption("calls: " + " → ".join(f"{s} ({ms:.0f} ms)" for s, ms in zip(row["statuses"], row["call_ms"])))
+        facts.append("calls: " + " → ".join(f"{s} ({ms:.0f} ms)" for s, ms in zip(row["statuses"], row["call_ms"])))
+    if facts:
+        st.caption(" · ".join(facts))
     ref_step = int(steps[0])
     scale = _scale(str(lr.path), float(lr.run.manifest.get("created_at", 0)), ref_step, quantity, _lr=lr)
     toks = lr.run.tokens(step, traj)

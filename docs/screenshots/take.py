@@ -3,7 +3,8 @@
     .venv/bin/python docs/screenshots/take.py RUNS_DIR RUN [PAGE ...] [--compare RUN2] [--out docs/screenshots]
 
 RUNS_DIR is what `taorl dashboard` would be given, RUN the run's label in the sidebar (its path
-under RUNS_DIR); PAGE is a url path (default: boundaries tokens). Writes dashboard-<page>.png.
+under RUNS_DIR); PAGE is a url path (default: boundaries tokens), with a query if wanted
+(`tokens?step=39&traj=21` opens that trajectory). Writes dashboard-<page>.png.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def main() -> int:
                                                        viewport={"width": 1500, "height": 1100},
                                                        env={**os.environ, "HOME": str(tmp)})
             page = ctx.new_page()
-            for name in a.pages:
-                page.goto(f"{url}/{name}?run={a.run}")
+            for spec in a.pages:
+                name, _, query = spec.partition("?")
+                page.goto(f"{url}/{name}?run={a.run}" + (f"&{query}" if query else ""))
                 wait_rendered(page, 120_000)
                 if a.compare and name in ("boundaries", "curves", "ablation", "benchmarks"):
                     page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").first.click()

@@ -29,7 +29,7 @@ def experiment_main(args) -> int:
             print(line)
         return 0
     if args.report_only:
-        rep = write_report(spec, out, figures_png=not args.no_png)
+        rep = write_report(spec, out, figures_png=not args.no_png, report_only=True)
         print(f"report: {rep / 'report.md'}")
         return 0
     run_experiment(spec, out, figures_png=not args.no_png, jobs=args.jobs)

@@ -153,7 +153,8 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
     L: list[str] = [f"# Experiment `{spec.name}`", ""]
     if spec.label:
         L += [f"> **{spec.label}**", ""]
-    L += [f"Made by `{meta['command']}` on {meta['date']} ({meta['machine']}). "
+    trained = f", from runs trained {meta['trained']}" if meta.get("trained") else ""
+    L += [f"Made by `{meta['command']}` on {meta['date']} ({meta['machine']}){trained}. "
           f"Intervals are 95 % Student-t intervals over seeds (each seed is one training run; a rate's "
           f"interval is shown clipped to [0, 100] %); "
           f"paired differences compare arms run with the same seed.", ""]
@@ -232,9 +233,24 @@ def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
             m = json.loads(mf.read_text())
             wall = float(m.get("updated_at", 0)) - float(m.get("created_at", 0))
             rows.append({"arm": arm, "seed": seed, "dir": str(d.relative_to(out)), "status": m.get("status"),
+                         "created_at": float(m.get("created_at", 0)), "updated_at": float(m.get("updated_at", 0)),
                          "steps": int(m.get("last_step", -1)) + 1,
                          "wall": f"{wall / 60:.1f} min" if wall > 0 else "–"})
     return rows
+
+
+def _trained_span(runs: list[dict]) -> str | None:
+    """When the runs were trained: first start to last write, UTC ("" parts of runs not started)."""
+    starts = [r["created_at"] for r in runs if r.get("created_at")]
+    ends = [r["updated_at"] for r in runs if r.get("updated_at")]
+    if not starts or not ends:
+        return None
+    def fmt(t: float, f: str) -> str:
+        return time.strftime(f, time.gmtime(t))
+
+    a, b = min(starts), max(ends)
+    same_day = fmt(a, "%Y-%m-%d") == fmt(b, "%Y-%m-%d")
+    return f"{fmt(a, '%Y-%m-%d %H:%M')}–{fmt(b, '%H:%M' if same_day else '%Y-%m-%d %H:%M')} UTC"
 
 
 def figures(spec: ExperimentSpec, summary: pl.DataFrame, res: dict) -> dict:
@@ -246,12 +262,14 @@ def figures(spec: ExperimentSpec, summary: pl.DataFrame, res: dict) -> dict:
     held = summary.filter((pl.col("source") == "heldout") & (pl.col("metric") == primary))
     train = summary.filter((pl.col("source") == "train") & (pl.col("metric") == "reward"))
     out = {
-        "heldout": (f"held-out {primary.removeprefix('heldout/')} vs optimizer steps (mean, 95 % interval over seeds)",
+        "heldout": (f"held-out {primary.removeprefix('heldout/')} vs optimizer steps (mean, 95 % interval over seeds "
+                    "clipped to [0, 100] %)",
                     seed_band_figure(held, arms, title=f"Held-out {primary.removeprefix('heldout/')}",
                                      y_title="accuracy", percent=True)),
-        "reward": ("training reward per step (each seed smoothed, EMA 0.6; mean, 95 % interval over seeds)",
+        "reward": ("training reward per step (each seed smoothed, EMA 0.6; mean, 95 % interval over seeds "
+                   "clipped to the reward's range [0, 1])",
                    seed_band_figure(train, arms, title="Training reward", y_title="reward", smoothing=0.6,
-                                    x_title="training step")),
+                                    x_title="training step", bounds=(0.0, 1.0))),
     }
     if res["paired"]:
         rows = [{"arm": a, **p[primary]} for a, p in res["paired"].items()]
@@ -293,8 +311,9 @@ def figure_pngs(figs: dict, folder: Path, log: Callable[[str], None] = print) ->
 
 
 def write_report(spec: ExperimentSpec, out: str | Path, *, held_out: tuple[int, int] | None = None,
-                 figures_png: bool = True, log: Callable[[str], None] = print) -> Path:
-    """(Re)write <out>/report from what is on disk; returns the report folder."""
+                 figures_png: bool = True, log: Callable[[str], None] = print, report_only: bool = False) -> Path:
+    """(Re)write <out>/report from what is on disk; returns the report folder. report_only: the
+    report is rewritten from runs trained earlier (`--report-only`), and says so."""
     out = Path(out)
     rep = out / "report"
     (rep / "figures").mkdir(parents=True, exist_ok=True)
@@ -314,9 +333,11 @@ def write_report(spec: ExperimentSpec, out: str | Path, *, held_out: tuple[int, 
     if figures_png:
         figure_pngs(figs, rep / "figures", log=log)
     path = spec.path.as_posix() if spec.path else "EXPERIMENT.yaml"
-    meta = {"command": f"taorl experiment {path}", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    runs = _runs_meta(spec, out)
+    meta = {"command": f"taorl experiment {path}" + (" --report-only" if report_only else ""),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "config": str(spec.base_config_path()),
-            "held_out": list(held_out), "runs": _runs_meta(spec, out), "report_dir": str(rep),
+            "trained": _trained_span(runs), "held_out": list(held_out), "runs": runs, "report_dir": str(rep),
             "figures": [(k, c) for k, (c, _f) in figs.items()]}
     (rep / "report.md").write_text(markdown(spec, res, meta))
     (rep / "report.json").write_text(json.dumps({"name": spec.name, "label": spec.label, "arms": list(spec.arms),

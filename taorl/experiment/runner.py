@@ -24,7 +24,9 @@ and only the held-out evaluations whose file is missing are computed.
 The initial weights are evaluated once per seed: arms whose run configs differ only in `algo.*` keys
 start from the same weights and sample the held-out set with the same seed, so their step-0 files
 are copies of one evaluation (the log says which). `jobs=N` runs N runs at once, each in its own
-process with its log in <out>/logs/ and cpu_count/N torch threads unless OMP_NUM_THREADS is set.
+process with its log in <out>/logs/ and cpu_count/k torch threads unless OMP_NUM_THREADS is set, k
+being the runs under way when its training or evaluation starts (N, or fewer at the end, so the last
+run does not leave a core idle).
 """
 
 from __future__ import annotations
@@ -253,11 +255,12 @@ class _Task:
 
 
 def _run_task(t: _Task, spec: ExperimentSpec, out: Path, problems: list, log: Callable[[str], None],
-              isolate: bool, jobs: int) -> None:
+              isolate: bool, jobs: int, under_way: Callable[[], int] = lambda: 1) -> None:
+    """under_way(): how many tasks run now (this one included); each process gets its share of the cores."""
     p = t.plan
     log(t.line)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     for what in t.steps:
+        threads = max(1, (os.cpu_count() or 1) // max(1, under_way())) if jobs > 1 else None
         t0 = time.perf_counter()
         logfile = out / "logs" / f"{p.arm}-seed-{p.seed}-{what}.log" if jobs > 1 else None
         if isolate:
@@ -278,15 +281,22 @@ def _run_tasks(tasks: list[_Task], spec: ExperimentSpec, out: Path, problems: li
     import threading
 
     lock = threading.Lock()
-    done = 0
+    done = ended = 0  # ended: finished or failed
 
     def locked_log(msg: str) -> None:
         with lock:
             log(msg)
 
+    def under_way() -> int:  # the runs going on now: `jobs` of them, or the ones left at the end
+        return min(jobs, len(tasks) - ended)
+
     def one(t: _Task) -> None:
-        nonlocal done
-        _run_task(t, spec, out, problems, locked_log, isolate, jobs)
+        nonlocal done, ended
+        try:
+            _run_task(t, spec, out, problems, locked_log, isolate, jobs, under_way=under_way)
+        finally:
+            with lock:
+                ended += 1
         if count:
             with lock:
                 done += 1

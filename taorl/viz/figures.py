@@ -191,7 +191,7 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
                 xs = p["rel"].to_numpy()
                 fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
                                          y=np.concatenate([p["hi"].to_numpy(), p["lo"].to_numpy()[::-1]]),
-                                         fill="toself", fillcolor=with_alpha(col, 0.18), line={"width": 0},
+                                         mode="lines", fill="toself", fillcolor=with_alpha(col, 0.18), line={"width": 0},
                                          hoverinfo="skip", showlegend=False, legendgroup=b), row=1, col=j)
                 fig.add_trace(go.Scatter(x=xs, y=p["mean"].to_numpy(), mode="lines", line={"color": col, "width": 2},
                                          name=b, legendgroup=b, showlegend=(j == 1 and bool((p["rel"] >= 0).all())),
@@ -332,7 +332,7 @@ def eval_figure(runs: dict[str, pl.DataFrame], metric: str = "avg@16", benchmark
             xs = p["step"].to_numpy()
             fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
                                      y=np.concatenate([p["ci_high"].to_numpy(), p["ci_low"].to_numpy()[::-1]]),
-                                     fill="toself", fillcolor=with_alpha(col, 0.15), line={"width": 0},
+                                     mode="lines", fill="toself", fillcolor=with_alpha(col, 0.15), line={"width": 0},
                                      hoverinfo="skip", showlegend=False, legendgroup=name), row=r, col=c)
             fig.add_trace(go.Scatter(x=xs, y=p["value"].to_numpy(), mode="lines+markers", name=name,
                                      legendgroup=name, showlegend=i == 0, line={"color": col, "width": 2},
@@ -355,12 +355,16 @@ def eval_figure(runs: dict[str, pl.DataFrame], metric: str = "avg@16", benchmark
 # ------------------------------------------------------------------------------ experiments
 def seed_band_figure(frame: pl.DataFrame, arms: Sequence[str], title: str | None = None,
                      y_title: str | None = None, smoothing: float = 0.0, percent: bool = False,
-                     colors: dict[str, str] | None = None, x_title: str = "optimizer steps") -> go.Figure:
+                     colors: dict[str, str] | None = None, x_title: str = "optimizer steps",
+                     bounds: tuple[float, float] | None = None) -> go.Figure:
     """One line per arm: the mean over seeds at each step, with its 95 % interval over seeds as a band.
 
     frame: arm, seed, step, value. smoothing > 0 smooths each seed's curve (ema) before averaging.
     The interval is taorl.experiment.stats.mean_interval (Student t over seeds); with one seed
-    there is no band."""
+    there is no band. bounds: the values' range (a rate: (0, 1), the default when percent), to
+    which the band is clipped, as the report's tables clip a rate's interval."""
+    if bounds is None and percent:
+        bounds = (0.0, 1.0)
     from taorl.experiment.stats import mean_interval
 
     colors = colors or run_colors(list(arms))
@@ -378,9 +382,11 @@ def seed_band_figure(frame: pl.DataFrame, arms: Sequence[str], title: str | None
         col = colors.get(arm, PALETTE[0])
         lo = np.array([i.low for i in iv], dtype=float)
         hi = np.array([i.high for i in iv], dtype=float)
+        if bounds is not None:
+            lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
         if np.isfinite(lo).any():
             fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([hi, lo[::-1]]),
-                                     fill="toself", fillcolor=with_alpha(col, 0.15), line={"width": 0},
+                                     mode="lines", fill="toself", fillcolor=with_alpha(col, 0.15), line={"width": 0},
                                      hoverinfo="skip", showlegend=False, legendgroup=arm))
         n = max(i.n for i in iv)
         fmt = ".1%" if percent else ".3g"
