@@ -15,7 +15,7 @@ COMMANDS = {
     "eval": "taorl.eval.cli:eval_main",
     "dashboard": "taorl.viz.launch:dashboard_main",
     "synth": "taorl.lab.synthetic:synth_main",
-    "model": "taorl.models:model_main",
+    "model": "taorl.model_cli:model_main",
     "experiment": "taorl.experiment.cli:experiment_main",
     "export": "taorl.export:export_main",
 }

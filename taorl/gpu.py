@@ -187,7 +187,7 @@ def preflight(cfg) -> None:
 
 # ------------------------------------------------------------------------------------ model files
 def _cache_root() -> Path:
-    from taorl.models import cache_root
+    from taorl.cache import cache_root
 
     return cache_root()
 

@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from taorl.cache import cache_root
 from taorl.errors import UserError
 
 SMOLLM2 = "smollm2-135m"
@@ -51,11 +52,6 @@ TINY_SHAPE: dict[str, Any] = {"hidden_size": 64, "intermediate_size": 128, "num_
 
 
 # ------------------------------------------------------------------------------------------ paths
-def cache_root() -> Path:
-    """$TAORL_CACHE, default ~/.cache/taorl."""
-    return Path(os.environ.get("TAORL_CACHE") or Path.home() / ".cache" / "taorl").expanduser()
-
-
 def smollm2_dir() -> Path:
     """Where the converted SmolLM2 (safetensors + tokenizer) lives once prepared."""
     return cache_root() / "models" / SMOLLM2_DIRNAME
@@ -215,20 +211,25 @@ def _random_model(kind: str, tokenizer, overrides: dict[str, Any], max_seq_len: 
     return model
 
 
-def primed_smollm2(build: bool = False) -> Path:
-    """The cached primed weights of configs/default.yaml (`smollm2-135m-primed`); build=True primes
-    them when missing (taorl sft, minutes), else a missing cache is a UserError saying how to build it."""
+def primed_config():
+    """configs/default.yaml, whose sft section defines the priming of `smollm2-135m-primed`."""
     from taorl.config import load_config
-    from taorl.train.sft import REPORT_FILE, primed_key, primed_weights
 
     cfg_path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
     if not cfg_path.is_file():
         raise UserError(f"model {PRIMED!r}: {cfg_path} (whose sft section defines the priming) is missing; "
                         "use a checkout of taorl")
-    cfg = load_config(cfg_path)
-    d = cache_root() / "primed" / primed_key(cfg)
-    if (d / REPORT_FILE).is_file() or build:
-        return primed_weights(cfg)
+    return load_config(cfg_path)
+
+
+def primed_smollm2() -> Path:
+    """The cached primed weights of configs/default.yaml (`smollm2-135m-primed`); a missing cache is
+    a UserError saying how to build it (`taorl model prepare`, which runs taorl sft: minutes)."""
+    from taorl.train.primed import is_primed, primed_dir
+
+    cfg = primed_config()
+    if is_primed(cfg):
+        return primed_dir(cfg)
     raise UserError(f"model {PRIMED!r}: not primed yet on this machine; `taorl model prepare {PRIMED}` "
                     "primes it once (the first `make train` does too)")
 
@@ -236,7 +237,7 @@ def primed_smollm2(build: bool = False) -> Path:
 def _resolve_external(name: str) -> str:
     """A local directory (must hold config.json / tokenizer files) or a hub id (online only)."""
     if name == PRIMED:
-        return str(primed_smollm2(build=False))
+        return str(primed_smollm2())
     p = Path(name).expanduser()
     if p.exists():
         if not p.is_dir() or not (p / "config.json").is_file():
@@ -338,27 +339,3 @@ def load_tokenizer_dir(path: str | Path):
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
-
-
-# --------------------------------------------------------------------------------------------- CLI
-def model_main(args) -> int:
-    """`taorl model prepare|path [NAME]`: convert a built-in model once / print where it lives."""
-    name = getattr(args, "name", SMOLLM2) or SMOLLM2
-    if name not in NAMES:
-        raise UserError(f"{name!r}: expected one of {', '.join(NAMES)}")
-    if name == PRIMED:
-        if args.action == "path":
-            try:
-                print(primed_smollm2(build=False))
-            except UserError:
-                print(f"{cache_root() / 'primed'} (not primed yet)")
-            return 0
-        print(primed_smollm2(build=True))
-        return 0
-    if args.action == "path":
-        d = smollm2_dir() if name == SMOLLM2 else tokenizer_dir()
-        print(d if _complete(d, _MODEL_FILES if name == SMOLLM2 else _TOKENIZER_FILES) else f"{d} (not prepared)")
-        return 0
-    d = prepare_smollm2() if name == SMOLLM2 else prepare_tokenizer()
-    print(d, file=sys.stdout)
-    return 0

@@ -232,8 +232,7 @@ def test_no_banner_on_a_real_run(runs, tmp_path, monkeypatch):
 def _report(root: Path) -> Path:
     """An experiment report written from held-out files made here (two arms, three seeds)."""
     from taorl.experiment.report import write_report
-    from taorl.experiment.runner import heldout_file
-    from taorl.experiment.spec import load_experiment
+    from taorl.experiment.spec import heldout_file, load_experiment
 
     exp = root / "exp.yaml"
     exp.write_text(f"name: hand\nconfig: {APP.parents[1] / 'configs' / 'tiny.yaml'}\nseeds: [0, 1, 2]\n"

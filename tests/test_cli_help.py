@@ -113,7 +113,7 @@ def test_primed_name_resolves_to_the_default_configs_priming(tmp_path, monkeypat
 
     from taorl.config import load_config
     from taorl.models import PRIMED, load_model, load_tokenizer, primed_smollm2
-    from taorl.train.sft import REPORT_FILE, primed_key
+    from taorl.train.primed import REPORT_FILE, primed_key
 
     tok = load_tokenizer("tiny")  # the SmolLM2 tokenizer, from the usual cache
     monkeypatch.setenv("TAORL_CACHE", str(tmp_path))

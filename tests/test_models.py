@@ -9,7 +9,8 @@ import torch
 
 from taorl.config import ModelConfig
 from taorl.errors import UserError
-from taorl.models import load_model, load_tokenizer, model_main
+from taorl.model_cli import model_main
+from taorl.models import load_model, load_tokenizer
 
 
 def test_tokenizer_ends_turns_with_im_end(tiny_tokenizer):

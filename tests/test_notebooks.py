@@ -82,7 +82,7 @@ def test_laptop_profile_reuses_the_default_priming():
     priming cache key, so the primed weights `make train` caches are the ones the notebooks load."""
     from taorl.config import load_config
     from taorl.lab.ablation import profile_config
-    from taorl.train.sft import primed_key
+    from taorl.train.primed import primed_key
 
     laptop, default = profile_config("laptop"), load_config(ROOT / "configs" / "default.yaml")
     assert laptop.model.name == "smollm2-135m" and laptop.train.init_from == "sft"

@@ -18,7 +18,8 @@ def _cfg(*over):
 
 
 def test_primed_weights_are_built_once_and_keyed(tmp_path, monkeypatch):
-    from taorl.train.sft import REPORT_FILE, primed_key, primed_weights
+    from taorl.train.primed import REPORT_FILE, primed_key
+    from taorl.train.sft import primed_weights
 
     monkeypatch.setenv("TAORL_CACHE", str(tmp_path))
     cfg = _cfg()

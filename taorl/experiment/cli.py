@@ -9,7 +9,7 @@ from taorl.errors import UserError
 
 def experiment_main(args) -> int:
     from taorl.experiment.report import write_report
-    from taorl.experiment.runner import describe, plan_experiment, run_experiment
+    from taorl.experiment.runner import describe, held_out_problems, plan_experiment, run_experiment
     from taorl.experiment.spec import load_experiment
 
     seeds = None
@@ -29,7 +29,9 @@ def experiment_main(args) -> int:
             print(line)
         return 0
     if args.report_only:
-        rep = write_report(spec, out, figures_png=not args.no_png, report_only=True)
+        problems, dropped = held_out_problems(spec, spec.run_config(spec.baseline_arm, spec.seeds[0]))
+        rep = write_report(spec, out, held_out=(len(problems), dropped), figures_png=not args.no_png,
+                           report_only=True)
         print(f"report: {rep / 'report.md'}")
         return 0
     run_experiment(spec, out, figures_png=not args.no_png, jobs=args.jobs)

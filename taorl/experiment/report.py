@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from taorl.experiment.spec import ExperimentSpec
+from taorl.experiment.spec import ExperimentSpec, run_dir
 from taorl.experiment.stats import Interval, mean_interval, paired_difference
 
 TRAIN_METRICS = ["reward", "tao/groups_kept", "train/trained_rollouts", "tools/call_rate", "tools/success_rate",
@@ -33,7 +33,6 @@ TRAIN_METRICS = ["reward", "tao/groups_kept", "train/trained_rollouts", "tools/c
 
 def load_summary(out: Path, spec: ExperimentSpec) -> pl.DataFrame:
     """All held-out metrics and the runs' training metrics in one long frame."""
-    from taorl.experiment.runner import run_dir
     from taorl.store import open_run
 
     frames = []
@@ -220,7 +219,6 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
 
 
 def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
-    from taorl.experiment.runner import run_dir
 
     rows = []
     for seed in spec.seeds:
@@ -310,7 +308,7 @@ def figure_pngs(figs: dict, folder: Path, log: Callable[[str], None] = print) ->
     return True
 
 
-def write_report(spec: ExperimentSpec, out: str | Path, *, held_out: tuple[int, int] | None = None,
+def write_report(spec: ExperimentSpec, out: str | Path, *, held_out: tuple[int, int],
                  figures_png: bool = True, log: Callable[[str], None] = print, report_only: bool = False) -> Path:
     """(Re)write <out>/report from what is on disk; returns the report folder. report_only: the
     report is rewritten from runs trained earlier (`--report-only`), and says so."""
@@ -320,11 +318,6 @@ def write_report(spec: ExperimentSpec, out: str | Path, *, held_out: tuple[int, 
     summary = load_summary(out, spec)
     summary.write_parquet(rep / "summary.parquet")
     res = analyse(spec, summary)
-    if held_out is None:
-        from taorl.experiment.runner import held_out_problems
-
-        probs, dropped = held_out_problems(spec, spec.run_config(spec.baseline_arm, spec.seeds[0]))
-        held_out = (len(probs), dropped)
     figs = figures(spec, summary, res)
     for name, (_c, fig) in figs.items():
         (rep / "figures" / f"{name}.json").write_text(fig.to_json())

@@ -44,7 +44,7 @@ import polars as pl
 
 from taorl.config import Config, config_diff
 from taorl.errors import UserError
-from taorl.experiment.spec import ExperimentSpec
+from taorl.experiment.spec import ExperimentSpec, heldout_file, run_dir
 
 # keys that may differ between an unfinished run and its continuation (they do not change the maths
 # of the steps already made); train.steps may grow, so an experiment can be extended
@@ -59,14 +59,6 @@ class RunPlan:
     cfg: Config
     action: str  # "skip" | "resume" | "start"
     from_step: int = 0  # first step the trainer will run
-
-
-def run_dir(out: Path, arm: str, seed: int) -> Path:
-    return Path(out) / "runs" / arm / f"seed-{seed}"
-
-
-def heldout_file(out: Path, arm: str, seed: int, step: int) -> Path:
-    return Path(out) / "heldout" / arm / f"seed-{seed}" / f"step={step:06d}.parquet"
 
 
 # ------------------------------------------------------------------------------------ held-out
@@ -382,7 +374,7 @@ def start_twins(a: Config, b: Config) -> bool:
     if any(not k.startswith("algo.") and k not in FREE_KEYS for k in diff):
         return False
     if a.train.init_from == "sft":
-        from taorl.train.sft import primed_key
+        from taorl.train.primed import primed_key
 
         return primed_key(a) == primed_key(b)
     return True

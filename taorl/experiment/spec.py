@@ -23,6 +23,9 @@
 
 The evaluation protocol (temperature, top_p, max_turns, max_response_tokens, tool) is the base
 config's `eval` section, set like any other key through `overrides`.
+
+The output folder: runs/<arm>/seed-<s>/ (run_dir: ordinary run directories),
+heldout/<arm>/seed-<s>/step=<N>.parquet (heldout_file), logs/ (--jobs), report/.
 """
 
 from __future__ import annotations
@@ -162,3 +165,12 @@ def load_experiment(path: str | Path, *, seeds: list[int] | None = None, steps: 
     for arm in spec.arms:  # every arm's config must resolve before anything runs
         spec.run_config(arm, spec.seeds[0])
     return spec
+
+
+# ------------------------------------------------------------------------------ the output folder
+def run_dir(out: Path, arm: str, seed: int) -> Path:
+    return Path(out) / "runs" / arm / f"seed-{seed}"
+
+
+def heldout_file(out: Path, arm: str, seed: int, step: int) -> Path:
+    return Path(out) / "heldout" / arm / f"seed-{seed}" / f"step={step:06d}.parquet"

@@ -25,7 +25,6 @@ fresh machine) and caches them under $TAORL_CACHE/primed/<model>-<hash>, written
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -40,9 +39,9 @@ from taorl.config import Config
 from taorl.train.forward import seed_everything
 from taorl.train.metrics import rollout_metrics
 from taorl.train.policy import build_policy
+from taorl.train.primed import REPORT_FILE, is_primed, primed_dir
 from taorl.types import SEG_MODEL, SEG_TOOL, Trajectory
 
-REPORT_FILE = "sft_report.json"
 # seeds of the three disjoint procedural pools: demonstrations, probes before, probes after (same)
 DEMO_SEED_OFFSET, PROBE_SEED_OFFSET = 1_000, 2_000
 
@@ -192,22 +191,10 @@ def _say(text: str) -> None:
 AUTO_SFT = "sft"  # train.init_from value: prime automatically (cached)
 
 
-def primed_key(cfg: Config) -> str:
-    """What the primed weights depend on: model, sft section, prompt/observation format, tool."""
-    parts = {"model": cfg.model.model_dump(mode="json"), "sft": cfg.sft.model_dump(mode="json"),
-             "system_prompt": cfg.data.system_prompt, "chat": cfg.data.use_chat_template,
-             "obs": [cfg.rollout.obs_max_chars, cfg.rollout.obs_max_tokens], "seed": [cfg.train.seed, cfg.data.seed],
-             "grad_clip": cfg.train.grad_clip, "entropy_chunk": cfg.algo.entropy_chunk}
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{Path(cfg.model.name).name}-{digest}"
-
-
 def primed_weights(cfg: Config) -> Path:
     """The cached primed weights for cfg (built with run_sft on first use, then reused)."""
-    from taorl.models import cache_root
-
-    final = cache_root() / "primed" / primed_key(cfg)
-    if (final / REPORT_FILE).is_file():
+    final = primed_dir(cfg)
+    if is_primed(cfg):
         return final
     print(f"train.init_from=sft: priming {cfg.model.name} first (taorl sft; cached in {final})", flush=True)
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
