@@ -97,15 +97,16 @@ def test_a_broken_piece_is_loud_although_verl_swallows_it():
         import verl  # verl catches the plugin's error
         from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
         print("tao_sync" in TRAINER_REGISTRY)
+        from taorl.integrations.verl.registry import require
         try:
-            from taorl.integrations.verl.plugin import require
+            require()  # what TaoSyncTrainer calls at start
         except ImportError as e:
-            print("require: ImportError")
+            print("require: ImportError", "failed to load" in str(e))
     """)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "taorl verl plugin: FAILED to register with verl" in r.stderr
     assert "taorl.integrations.verl.agent_loop" in r.stderr  # the traceback names the missing piece
-    assert r.stdout.split() == ["False", "require:", "ImportError"]
+    assert r.stdout.split() == ["False", "require:", "ImportError", "True"]
 
 
 def test_plugin_is_loaded_in_ray_workers():
@@ -117,7 +118,7 @@ def test_plugin_is_loaded_in_ray_workers():
         def probe():
             import sys
             import verl  # a worker imports verl itself: the entry point runs there too
-            from taorl.integrations.verl.plugin import registered
+            from taorl.integrations.verl.registry import registered
             return "taorl.integrations.verl.plugin" in sys.modules, registered()
 
         print(ray.get(probe.remote(), timeout=240))

@@ -69,3 +69,9 @@ def test_what_taorl_cannot_write():
     assert r.loss.agg == "token-mean"  # kept; the manifest's verl_actor_loss says token-sum
     with pytest.raises(ValueError, match="loss_agg_mode='token-sum'"):
         reconcile(actor, loss, {"agg"})
+
+
+def test_anti_clip_has_no_verl_setting():
+    loss = load_config(None, ["algo.loss.anti_clip=true"]).algo.loss
+    with pytest.raises(ValueError, match="anti_clip=True, which verl's loss does not have"):
+        reconcile(PAPER, loss, {"anti_clip"})

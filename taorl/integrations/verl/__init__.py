@@ -1,6 +1,7 @@
 """TAO-RL as a verl 0.9 plugin (docs/verl.md). Importing this package does not import verl.
 
     plugin       the `verl.plugins` entry point: registers every piece below with verl, loudly
+    registry     the names the plugin registers; require() checks them (TaoSyncTrainer at start)
     settings     the `tao:` block of verl's config -> a validated taorl Config (preset, algo, tool, ...)
     loss_settings  verl's actor loss settings squared with tao.algo.loss (explicit conflict: error)
     layout       verl's response_mask -> taorl's segment / turn / post-tool facts; uid -> groups

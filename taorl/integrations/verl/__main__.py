@@ -13,7 +13,7 @@ def main() -> int:
         print("taorl verl plugin: NOT loaded by `import verl` (is taorl installed in this environment, and "
               "VERL_USE_EXTERNAL_PLUGINS not 'none'?)", file=sys.stderr)
         return 1
-    from taorl.integrations.verl.plugin import NAMES, registered
+    from taorl.integrations.verl.registry import NAMES, registered
 
     ok = registered()
     for kind, name in NAMES.items():

@@ -37,10 +37,12 @@ VERL = "actor_rollout_ref.actor"
 class Difference:
     tao_key: str  # under tao.algo.loss
     tao_value: Any
-    verl_key: str  # under actor_rollout_ref.actor
+    verl_key: str | None  # under actor_rollout_ref.actor (None: verl has no such setting)
     verl_value: Any
 
     def __str__(self) -> str:
+        if self.verl_key is None:  # nothing in verl to set
+            return f"tao.algo.loss.{self.tao_key}={self.tao_value!r}, which verl's loss does not have"
         return (f"tao.algo.loss.{self.tao_key}={self.tao_value!r} but {VERL}.{self.verl_key}="
                 f"{self.verl_value!r}")
 
@@ -84,8 +86,8 @@ def as_taorl(v: Mapping) -> tuple[dict[str, Any], list[str]]:
 
 
 # the verl key each taorl key is read from (for the messages)
-SOURCE = {"clip_low": "clip_ratio_low", "clip_high": "clip_ratio_high", "dual_clip": "clip_ratio_c",
-          "anti_clip": "(none: verl has no anti-clip)", "agg": "loss_agg_mode", "kl_coef": "kl_loss_coef",
+SOURCE: dict[str, str | None] = {"clip_low": "clip_ratio_low", "clip_high": "clip_ratio_high", "dual_clip": "clip_ratio_c",
+          "anti_clip": None, "agg": "loss_agg_mode", "kl_coef": "kl_loss_coef",
           "entropy_coef": "entropy_coeff"}
 
 

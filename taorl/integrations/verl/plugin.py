@@ -3,7 +3,7 @@
 verl imports it at every `import verl`, in the driver and in every Ray worker, and swallows any
 import error (logged at DEBUG only). So this module registers every piece and, if one fails, prints
 the traceback to stderr before re-raising; TaoSyncTrainer calls `require()` at start, so a run never
-goes on without the plugin. Without the entry point (e.g. taorl not installed on a worker node), set
+goes on without the plugin (registry.py holds the names and that check). Without the entry point (e.g. taorl not installed on a worker node), set
 VERL_USE_EXTERNAL_MODULES=taorl.integrations.verl.plugin (ray_kwargs.ray_init.runtime_env.env_vars).
 
 Registered names:
@@ -20,30 +20,7 @@ import importlib.util
 import sys
 import traceback
 
-NAMES = {"adv_estimator": "tao_grpo", "tool_parser": "python_codeblock", "agent_loop": "tao_tir_agent",
-         "trainer": "tao_sync"}
-_error: BaseException | None = None
-
-
-def registered() -> dict[str, bool]:
-    """Which of NAMES verl's registries hold right now."""
-    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
-    from verl.experimental.agent_loop.tool_parser import ToolParser
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
-    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
-
-    regs = {"adv_estimator": ADV_ESTIMATOR_REGISTRY, "tool_parser": ToolParser._registry,
-            "agent_loop": _agent_loop_registry, "trainer": TRAINER_REGISTRY}
-    return {kind: NAMES[kind] in regs[kind] for kind in NAMES}
-
-
-def require() -> None:
-    """Raise ImportError naming what is missing (a failed plugin import, an unregistered name)."""
-    if _error is not None:
-        raise ImportError(f"taorl verl plugin failed to load: {type(_error).__name__}: {_error}") from _error
-    missing = [f"{k} {NAMES[k]!r}" for k, ok in registered().items() if not ok]
-    if missing:
-        raise ImportError("taorl verl plugin: not registered with verl: " + ", ".join(missing))
+from taorl.integrations.verl.registry import NAMES, record_failure, registered, require  # noqa: F401 (re-exported)
 
 
 def _register() -> None:
@@ -66,7 +43,7 @@ def _register() -> None:
 try:
     _register()
 except BaseException as e:  # verl would hide this: say it loudly, then fail as verl expects
-    _error = e
+    record_failure(e)
     print("taorl verl plugin: FAILED to register with verl (TAO-RL names will be missing):", file=sys.stderr)
     traceback.print_exc()
     raise

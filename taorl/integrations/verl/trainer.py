@@ -77,7 +77,7 @@ def _user_text(messages) -> str | None:
 @register_trainer("tao_sync")
 class TaoSyncTrainer(PPOTrainerSync):
     def __init__(self, config, *args, **kwargs):
-        from taorl.integrations.verl.plugin import require
+        from taorl.integrations.verl.registry import require
 
         require()  # every piece registered, or a loud ImportError naming what is missing
         with open_dict(config):
