@@ -230,17 +230,17 @@ def test_no_banner_on_a_real_run(runs, tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- experiment reports
 def _report(root: Path) -> Path:
-    """An experiment report written from held-out files made here (two arms, three seeds)."""
+    """An experiment report written from held-out files made here (three arms, three seeds)."""
     from taorl.experiment.report import write_report
     from taorl.experiment.spec import heldout_file, load_experiment
 
     exp = root / "exp.yaml"
     exp.write_text(f"name: hand\nconfig: {APP.parents[1] / 'configs' / 'tiny.yaml'}\nseeds: [0, 1, 2]\n"
-                   "baseline: base\narms: {base: [algo.shaping.enabled=false], tao: []}\n"
+                   "baseline: base\narms: {base: [algo.shaping.enabled=false], filt: [algo.shaping.enabled=false], tao: []}\n"
                    "eval: {every: 5, problems: 2, n: 2, k: [2]}\nlabel: hand-made numbers\n")
     spec = load_experiment(exp, steps=5)
     out = root / "experiments" / "hand"
-    acc = {"base": [0.4, 0.5, 0.6], "tao": [0.5, 0.7, 0.6]}
+    acc = {"base": [0.4, 0.5, 0.6], "filt": [0.45, 0.6, 0.6], "tao": [0.5, 0.7, 0.6]}
     for arm, vals in acc.items():
         for seed, v in enumerate(vals):
             for step in (0, 5):
@@ -262,7 +262,12 @@ def test_ablation_page_reads_an_experiment_report(runs, tmp_path, monkeypatch):
     # tao: mean 0.6, s 0.1, half = 4.3027 * 0.1 / sqrt(3) = 0.2484 -> "60.0 % [35.2, 84.8]"
     assert held.set_index("arm").loc["tao", "avg@2"] == "60.0 % [35.2, 84.8]"
     # paired d = 0.1, 0.2, 0.0: the same interval shifted to 10 %
-    assert paired.set_index("arm").loc["tao", "Δ avg@2 vs base"] == "10.0 % [-14.8, 34.8]"
+    assert paired.set_index("comparison").loc["tao − base", "Δ avg@2"] == "10.0 % [-14.8, 34.8]"
+    # the other arms pairwise: tao − filt, d = 0.05, 0.1, 0.0 -> 5 %, half 4.3027 * 0.05 / sqrt(3) = 12.4 %
+    assert paired.set_index("comparison").loc["tao − filt", "Δ avg@2"] == "5.0 % [-7.4, 17.4]"
+    md = (tmp_path / "experiments" / "hand" / "report" / "report.md").read_text()
+    assert "## The other arms, pairwise, after 5 steps" in md
+    assert "| tao − filt | 5.0 % [-7.4, 17.4] | 0: +5.0, 1: +10.0, 2: +0.0 | no difference detected" in md
     assert len(at.get("plotly_chart")) >= 3
 
 

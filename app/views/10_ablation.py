@@ -61,11 +61,17 @@ def experiments(sel) -> None:
     st.markdown(f"**Held-out after {final} steps**: mean [95 % interval over seeds]")
     st.dataframe(pl.DataFrame(rows), hide_index=True)
     if rep["paired"]:
-        prow = [{"arm": arm, f"Δ {primary.removeprefix('heldout/')} vs {rep['baseline']}": iv(p[primary]),
-                 "per seed": ", ".join(f"{s}: {100 * v:+.1f}" for s, v in sorted(p[primary]["per_seed"].items()))}
-                for arm, p in rep["paired"].items()]
-        st.markdown("**Paired differences** (same seed, arm − baseline)")
-        st.dataframe(pl.DataFrame(prow), hide_index=True)
+        delta = f"Δ {primary.removeprefix('heldout/')}"
+
+        def prow(name: str, d: dict) -> dict:
+            return {"comparison": name, delta: iv(d),
+                    "per seed": ", ".join(f"{s}: {100 * v:+.1f}" for s, v in sorted(d["per_seed"].items()))}
+
+        rows = [prow(f"{arm} − {rep['baseline']}", p[primary]) for arm, p in rep["paired"].items()]
+        rows += [prow(name, d) for name, d in rep.get("pairs", {}).items()]
+        st.markdown("**Paired differences** (same seed; each arm against the baseline, then the other arms "
+                    "pairwise; intervals not corrected for the number of comparisons)")
+        st.dataframe(pl.DataFrame(rows), hide_index=True)
     figs = rep["figures"]
     cols = st.columns(2)
     for i, name in enumerate(n for n in ("heldout", "reward", "paired") if n in figs):

@@ -72,7 +72,9 @@ def _iv(iv: Interval) -> dict:
 
 def analyse(spec: ExperimentSpec, summary: pl.DataFrame) -> dict:
     """The numbers of the report: per arm and held-out metric, the interval over seeds at the final
-    evaluated step (and at every step); per arm, the paired difference with the baseline."""
+    evaluated step (and at every step); per arm, the paired difference with the baseline; and for
+    each pair of the other arms (later − earlier in the file), their paired difference on the
+    primary metric (with three arms: does the last switch help on top of the middle one?)."""
     cfg = spec.run_config(spec.baseline_arm, spec.seeds[0])
     n = spec.eval.n or cfg.eval.n
     ks = [k for k in (spec.eval.k or cfg.eval.k) if k <= n]
@@ -108,17 +110,24 @@ def analyse(spec: ExperimentSpec, summary: pl.DataFrame) -> dict:
             for m in heldout_metrics:
                 iv, d = paired_difference(_per_seed(held, arm, m, final), _per_seed(held, base, m, final))
                 res["paired"][arm][m] = {**_iv(iv), "per_seed": d}
+    res["pairs"] = {}
+    others = [a for a in spec.arms if a != base]
+    if final is not None:
+        for i, a in enumerate(others):
+            for b in others[:i]:
+                iv, d = paired_difference(_per_seed(held, a, primary, final), _per_seed(held, b, primary, final))
+                res["pairs"][f"{a} − {b}"] = {**_iv(iv), "per_seed": d, "arm": a, "vs": b}
     return res
 
 
-def verdict(p: dict) -> str:
+def verdict(p: dict, than: str = "the baseline") -> str:
     """One plain sentence on a paired difference's interval."""
     if p["n"] < 2 or p["low"] is None:
         return "one seed only: no interval"
     if p["low"] > 0:
-        return "higher than the baseline (interval above 0)"
+        return f"higher than {than} (interval above 0)"
     if p["high"] < 0:
-        return "lower than the baseline (interval below 0)"
+        return f"lower than {than} (interval below 0)"
     return "no difference detected (interval contains 0)"
 
 
@@ -156,7 +165,8 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
     L += [f"Made by `{meta['command']}` on {meta['date']} ({meta['machine']}){trained}. "
           f"Intervals are 95 % Student-t intervals over seeds (each seed is one training run; a rate's "
           f"interval is shown clipped to [0, 100] %); "
-          f"paired differences compare arms run with the same seed.", ""]
+          f"paired differences compare arms run with the same seed. Each interval stands alone: none "
+          f"is corrected for the number of comparisons in the report.", ""]
     L += ["## Setup", "",
           f"- base config: `{meta['config']}` + {spec.overrides or 'no overrides'}",
           f"- model: `{base_cfg.model.name}` (train.init_from: `{base_cfg.train.init_from}`), "
@@ -196,6 +206,13 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
             d = p[primary]
             per = ", ".join(f"{s}: {100 * v:+.1f}" for s, v in sorted(d["per_seed"].items()))
             L.append(f"| {arm} | {_pct(d)} | {per} | {verdict(d)} | {_pct(p.get('heldout/tool_call_rate'))} |")
+    if res.get("pairs"):
+        L += ["", f"## The other arms, pairwise, after {final} steps (same seed)", "",
+              f"| arms | Δ {primary.removeprefix('heldout/')} | Δ per seed | reading |", "|---|---|---|---|"]
+        for name, d in res["pairs"].items():
+            per = ", ".join(f"{s}: {100 * v:+.1f}" for s, v in sorted(d["per_seed"].items()))
+            than = f"`{d['vs']}`"
+            L.append(f"| {name} | {_pct(d)} | {per} | {verdict(d, than)} |")
     L += ["", f"## {primary.removeprefix('heldout/')} at every evaluated step (mean over seeds, %)", "",
           "| step | " + " | ".join(spec.arms) + " |", "|---|" + "---|" * len(spec.arms)]
     for s in res["steps"]:
