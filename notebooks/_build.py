@@ -638,11 +638,19 @@ if not found:
 else:
     rep = load_report(max(found, key=lambda f: (f / "report.json").stat().st_mtime))
     print(f"{rep['name']}: {rep['label'] or 'full run'} ({rep['folder']})")
+    def pct(d):
+        return "–" if d.get("low") is None else f"{100 * d['mean']:.1f} % [{100 * d['low']:.1f}, {100 * d['high']:.1f}]"
     for arm, a in rep["arms"].items():
         f = a["final"].get(rep["primary"]) or {}
-        print(f"  {arm:14s} {rep['primary']} after {rep['final_step']} steps: mean {f.get('mean')}, "
-              f"95% interval [{f.get('low')}, {f.get('high')}] over {f.get('n')} seeds")
+        print(f"  {arm:14s} {rep['primary']} after {rep['final_step']} steps: {pct(f)} over {f.get('n')} seeds")
+    # paired differences (same seed): each arm against the baseline, then the other arms pairwise
+    for arm, p in rep["paired"].items():
+        print(f"  {arm} − {rep['baseline']}: {pct(p[rep['primary']])}")
+    for name, d in rep.get("pairs", {}).items():
+        print(f"  {name}: {pct(d)}")
     display(rep["figures"]["heldout"])
+    if "paired" in rep["figures"]:
+        display(rep["figures"]["paired"])
 '''),
     ("md", ("**What this shows / what to look for.** Pass@k is never below Avg@k (asserted). On the tiny "
            "profile a one-step random model answers nothing, so every arm scores 0: the numbers only prove the "
