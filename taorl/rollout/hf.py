@@ -245,7 +245,6 @@ class HFEngine:
         layers = getattr(cache, "layers", None)
         return bool(self.reuse_cache and layers) and all(type(x) is DynamicLayer for x in layers)
 
-
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[list[int]], caps: list[int], params: SamplingParams,
                         gen: torch.Generator) -> list[Completion]:
