@@ -236,7 +236,6 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
 
 
 def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
-
     rows = []
     for seed in spec.seeds:
         for arm in spec.arms:
@@ -255,11 +254,12 @@ def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
 
 
 def _trained_span(runs: list[dict]) -> str | None:
-    """When the runs were trained: first start to last write, UTC ("" parts of runs not started)."""
+    """When the runs were trained: first start to last write, UTC (runs not started are left out)."""
     starts = [r["created_at"] for r in runs if r.get("created_at")]
     ends = [r["updated_at"] for r in runs if r.get("updated_at")]
     if not starts or not ends:
         return None
+
     def fmt(t: float, f: str) -> str:
         return time.strftime(f, time.gmtime(t))
 

@@ -70,7 +70,7 @@ class GenerateEngine:
                 done = torch.zeros(B, dtype=torch.bool)
                 for r in range(B):
                     n = new.shape[1]
-                    if n >= caps[r] or (params.stop_at_code_block and
+                    if n >= caps[r] or (params.stop_at_code_block and int(new[r, -1]) in eng.ticks and
                                         closes_block(eng.tokenizer, new[r].tolist(), eng.ticks)):
                         done[r] = True
                 return done

@@ -37,6 +37,14 @@ from taorl.viz.style import (
 )
 
 
+def band(xs, lo, hi, color: str, group: str, alpha: float = 0.15) -> go.Scatter:
+    """An interval drawn as a filled band from lo to hi over xs (no markers, no legend entry, no hover;
+    `group`: the legend group of the line it belongs to)."""
+    return go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([hi, lo[::-1]]), mode="lines",
+                      fill="toself", fillcolor=with_alpha(color, alpha), line={"width": 0}, hoverinfo="skip",
+                      showlegend=False, legendgroup=group)
+
+
 def ema(values: Sequence[float | None], smoothing: float) -> np.ndarray:
     """Debiased exponential moving average (TensorBoard's smoothing slider):
 
@@ -189,10 +197,7 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
                 if p.is_empty():
                     continue
                 xs = p["rel"].to_numpy()
-                fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
-                                         y=np.concatenate([p["hi"].to_numpy(), p["lo"].to_numpy()[::-1]]),
-                                         mode="lines", fill="toself", fillcolor=with_alpha(col, 0.18), line={"width": 0},
-                                         hoverinfo="skip", showlegend=False, legendgroup=b), row=1, col=j)
+                fig.add_trace(band(xs, p["lo"].to_numpy(), p["hi"].to_numpy(), col, b, alpha=0.18), row=1, col=j)
                 fig.add_trace(go.Scatter(x=xs, y=p["mean"].to_numpy(), mode="lines", line={"color": col, "width": 2},
                                          name=b, legendgroup=b, showlegend=(j == 1 and bool((p["rel"] >= 0).all())),
                                          customdata=np.stack([p["n"].to_numpy(), p["lo"].to_numpy(),
@@ -330,10 +335,7 @@ def eval_figure(runs: dict[str, pl.DataFrame], metric: str = "avg@16", benchmark
                 continue
             col = colors.get(name, PALETTE[0])
             xs = p["step"].to_numpy()
-            fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
-                                     y=np.concatenate([p["ci_high"].to_numpy(), p["ci_low"].to_numpy()[::-1]]),
-                                     mode="lines", fill="toself", fillcolor=with_alpha(col, 0.15), line={"width": 0},
-                                     hoverinfo="skip", showlegend=False, legendgroup=name), row=r, col=c)
+            fig.add_trace(band(xs, p["ci_low"].to_numpy(), p["ci_high"].to_numpy(), col, name), row=r, col=c)
             fig.add_trace(go.Scatter(x=xs, y=p["value"].to_numpy(), mode="lines+markers", name=name,
                                      legendgroup=name, showlegend=i == 0, line={"color": col, "width": 2},
                                      marker={"size": 5},
@@ -385,9 +387,7 @@ def seed_band_figure(frame: pl.DataFrame, arms: Sequence[str], title: str | None
         if bounds is not None:
             lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
         if np.isfinite(lo).any():
-            fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([hi, lo[::-1]]),
-                                     mode="lines", fill="toself", fillcolor=with_alpha(col, 0.15), line={"width": 0},
-                                     hoverinfo="skip", showlegend=False, legendgroup=arm))
+            fig.add_trace(band(xs, lo, hi, col, arm))
         n = max(i.n for i in iv)
         fmt = ".1%" if percent else ".3g"
         fig.add_trace(go.Scatter(x=xs, y=[i.mean for i in iv], mode="lines+markers" if len(xs) <= 30 else "lines",

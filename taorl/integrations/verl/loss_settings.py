@@ -86,18 +86,17 @@ def as_taorl(v: Mapping) -> tuple[dict[str, Any], list[str]]:
 
 
 # the verl key each taorl key is read from (for the messages)
-SOURCE: dict[str, str | None] = {"clip_low": "clip_ratio_low", "clip_high": "clip_ratio_high", "dual_clip": "clip_ratio_c",
-          "anti_clip": None, "agg": "loss_agg_mode", "kl_coef": "kl_loss_coef",
-          "entropy_coef": "entropy_coeff"}
+SOURCE: dict[str, str | None] = {"clip_low": "clip_ratio_low", "clip_high": "clip_ratio_high",
+                                 "dual_clip": "clip_ratio_c", "anti_clip": None, "agg": "loss_agg_mode",
+                                 "kl_coef": "kl_loss_coef", "entropy_coef": "entropy_coeff"}
 
 
-def differences(loss, v: Mapping) -> list[Difference]:
-    """Where tao.algo.loss (a LossConfig) differs from verl's settings `v` (verl_loss)."""
-    values, _ = as_taorl(v)
-    values.setdefault("agg", v["loss_agg_mode"])  # one taorl lacks: always a difference
+def differences(loss, v: Mapping, values: Mapping) -> list[Difference]:
+    """Where tao.algo.loss (a LossConfig) differs from verl's settings `v` (verl_loss), read as
+    taorl values `values` (as_taorl)."""
     out = []
     for key, verl_key in SOURCE.items():  # tao.algo.loss's field order
-        verl_value = values[key]
+        verl_value = values.get(key, v["loss_agg_mode"])  # only agg can be missing: one taorl lacks differs
         mine = getattr(loss, key)
         same = mine == verl_value if not isinstance(mine, float) else abs(mine - float(verl_value)) < 1e-12
         if not same:
@@ -120,7 +119,7 @@ def reconcile(actor: Mapping, loss, explicit: set[str]) -> Reconciled:
     user set in the `tao:` block. Raises ValueError for a difference in one of those."""
     v = verl_loss(actor)
     values, foreign = as_taorl(v)
-    diffs = differences(loss, v)
+    diffs = differences(loss, v, values)
     asked = [d for d in diffs if d.tao_key in explicit]
     if asked:
         raise ValueError("on verl the actor's settings govern the loss, and they differ from what the tao: block "
