@@ -247,6 +247,9 @@ class SftConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     difficulty: int = Field(1, ge=0, le=5)
     probe_problems: int = Field(16, ge=1)  # rollouts used to report void/tool-call rate before/after
+    # procedural kinds of the demonstrations and probes (null: the generator's default at `difficulty`);
+    # left out of the dump when null, so the primed-weights cache key of older configs is unchanged
+    kinds: list[str] | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class EvalConfig(_Strict):

@@ -4,7 +4,10 @@ Difficulty 0 is easy enough for a 135M model to get right sometimes without a to
 additions, small products); from 2 on the numbers are large enough that only running code gives the
 exact answer. Every problem carries the answer computed here in Python and a reference solution
 (``meta["solution_code"]``): a short program that prints exactly the answer, used by the SFT priming
-to build demonstrations (problem -> code -> real sandbox output -> \\boxed{answer}).
+to build demonstrations (problem -> code -> real sandbox output -> \\boxed{answer}). The kinds of
+taorl.data.interpret (case_split, pick_divisor, recover_error) are generated here too when named in
+``kinds``; their reference is two calls, the second written from the first's real output
+(``meta["params"]``, ``taorl.data.interpret.reference_step``), so they carry no solution_code.
 
 Deterministic: the same (n, difficulty, seed) gives the same problems on every machine
 (``random.Random`` with a string seed).
@@ -17,6 +20,8 @@ import random
 from collections.abc import Callable
 from fractions import Fraction
 
+from taorl.data import interpret as _interpret
+from taorl.data.interpret import N_CALLS
 from taorl.data.problem import Problem
 from taorl.errors import UserError
 
@@ -125,6 +130,9 @@ KINDS: dict[str, Callable[[random.Random, int], tuple[str, int, str]]] = {
 }
 # At difficulty 0 only the kinds a small model can do in its head.
 EASY_KINDS = ("add", "multiply", "gcd_lcm", "count_multiples")
+# Kinds whose tool output must be interpreted (two calls, the second written from the first's
+# output; taorl.data.interpret). Named explicitly only: "every kind" (kinds=None) means KINDS above.
+INTERPRET_KINDS = _interpret.KINDS
 
 
 def generate(n: int, difficulty: int = 1, seed: int = 0, kinds: list[str] | None = None) -> list[Problem]:
@@ -135,18 +143,24 @@ def generate(n: int, difficulty: int = 1, seed: int = 0, kinds: list[str] | None
         raise UserError(f"procedural n={n}: expected at least 1 problem")
     names = list(kinds) if kinds else list(EASY_KINDS if difficulty == 0 else KINDS)
     for k in names:
-        if k not in KINDS:
-            raise UserError(f"procedural kind '{k}': unknown (known: {', '.join(KINDS)})")
+        if k not in KINDS and k not in INTERPRET_KINDS:
+            raise UserError(f"procedural kind '{k}': unknown (known: {', '.join([*KINDS, *INTERPRET_KINDS])})")
     rng = random.Random(f"taorl-procedural:{seed}:{difficulty}")
     out = []
     for i in range(n):
         kind = names[i % len(names)]
-        statement, answer, code = KINDS[kind](rng, difficulty)
+        meta: dict = {"kind": kind, "difficulty": difficulty}
+        if kind in INTERPRET_KINDS:  # two calls; the steps are written from real outputs (interpret.reference_step)
+            statement, answer, params = INTERPRET_KINDS[kind](rng, difficulty)
+            meta |= {"params": params, "calls": N_CALLS}
+        else:
+            statement, answer, code = KINDS[kind](rng, difficulty)
+            meta["solution_code"] = code
         out.append(Problem(
             id=f"proc-d{difficulty}-s{seed}-{i}",
             problem=statement,
             answer=str(answer),
             source="procedural",
-            meta={"kind": kind, "difficulty": difficulty, "solution_code": code, "raw_answer": str(answer)},
+            meta={**meta, "raw_answer": str(answer)},
         ))
     return out

@@ -8,6 +8,9 @@ tool calls to learn from. Priming shows it the format on the procedural tasks:
     -> observation:   the REAL sandbox output, rendered exactly as the rollout loop renders it
     -> model turn 2:  "The answer is \\boxed{<answer>}." + end of turn
 
+The kinds of taorl.data.interpret (sft.kinds names them) get two calls before the answer: the
+second turn is a sentence and code written from the first call's REAL output (interpret_turns).
+
 The sequences are built as Trajectory objects (prompt ids, model ids, observation ids, segments) and
 trained with the same policy backend, TokenBatch and chunked log-probs as RL; only model tokens
 carry loss (observation and prompt tokens have mask 0):
@@ -50,27 +53,63 @@ TURN2 = "\nThe answer is \\boxed{{{answer}}}."
 
 
 def build_demonstrations(cfg: Config, tokenizer, sandbox, n: int, seed: int) -> list[Trajectory]:
-    """n demonstrations from the procedural generator; the observation is what the sandbox printed."""
+    """n demonstrations from the procedural generator (kinds: cfg.sft.kinds); every observation is
+    what the sandbox printed. The kinds of taorl.data.interpret get multi-turn demonstrations
+    (interpret_turns): code -> output -> a sentence and code written from that output -> output -> answer."""
+    from taorl.data.interpret import is_interpret_kind
     from taorl.data.procedural import generate
     from taorl.rollout.loop import observation_ids, prompt_ids
 
-    problems = generate(n, cfg.sft.difficulty, seed)
-    codes = [p.meta["solution_code"] for p in problems]
-    results = sandbox.run_many(codes)
+    problems = generate(n, cfg.sft.difficulty, seed, kinds=cfg.sft.kinds)
+    multi = [p for p in problems if is_interpret_kind(p.meta["kind"])]
+    turns_of = dict(zip((p.id for p in multi), interpret_turns(multi, sandbox)))
+    single = [p for p in problems if p.id not in turns_of]
+    results = dict(zip((p.id for p in single), sandbox.run_many([p.meta["solution_code"] for p in single])))
     eos = tokenizer.eos_token_id
     demos = []
-    for k, (p, code, res) in enumerate(zip(problems, codes, results)):
-        pids = prompt_ids(tokenizer, p.problem, cfg.data)
-        t1 = tokenizer.encode(TURN1.format(code=code.strip()), add_special_tokens=False)
-        obs = observation_ids(tokenizer, res, cfg.rollout)
-        t2 = tokenizer.encode(TURN2.format(answer=p.answer), add_special_tokens=False) + [eos]
-        resp = t1 + obs + t2
-        seg = [SEG_MODEL] * len(t1) + [SEG_TOOL] * len(obs) + [SEG_MODEL] * len(t2)
-        turn = [0] * (len(t1) + len(obs)) + [1] * len(t2)
+    for k, p in enumerate(problems):
+        turns = turns_of.get(p.id) or [(TURN1.format(code=p.meta["solution_code"].strip()), results[p.id])]
+        resp: list[int] = []
+        seg: list[int] = []
+        turn: list[int] = []
+        for j, (text, res) in enumerate(turns):
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            obs = observation_ids(tokenizer, res, cfg.rollout)
+            resp += ids + obs
+            seg += [SEG_MODEL] * len(ids) + [SEG_TOOL] * len(obs)
+            turn += [j] * (len(ids) + len(obs))
+        last = tokenizer.encode(TURN2.format(answer=p.answer), add_special_tokens=False) + [eos]
+        resp += last
+        seg += [SEG_MODEL] * len(last)
+        turn += [len(turns)] * len(last)
         demos.append(Trajectory(group=k, index=0, problem_id=p.id, problem=p.problem, answer=p.answer,
-                                prompt_ids=pids, response_ids=resp, segment=seg, turn=turn,
-                                sample_logprobs=[0.0] * len(resp), n_turns=2))
+                                prompt_ids=prompt_ids(tokenizer, p.problem, cfg.data), response_ids=resp,
+                                segment=seg, turn=turn, sample_logprobs=[0.0] * len(resp),
+                                n_turns=len(turns) + 1))
     return demos
+
+
+def interpret_turns(problems: list, sandbox) -> list[list[tuple[str, object]]]:
+    """Per problem, its model turns before the answer as (text, sandbox result): each step's code is
+    written by taorl.data.interpret.reference_step from the real outputs of the steps before it. The
+    last output must be the answer (else the demonstration would teach a wrong one: an error)."""
+    from taorl.data.interpret import N_CALLS, reference_step
+    from taorl.tools.observation import observation_body
+
+    turns: list[list[tuple[str, object]]] = [[] for _ in problems]
+    outs: list[list[str]] = [[] for _ in problems]
+    for j in range(N_CALLS):  # one batch of sandbox calls per step
+        steps = [reference_step(p.meta["kind"], p.meta["params"], o) for p, o in zip(problems, outs)]
+        results = sandbox.run_many([code for _, code in steps])
+        for i, ((sentence, code), res) in enumerate(zip(steps, results)):
+            text = ("" if j == 0 else "\n") + sentence + f"\n```python\n{code.strip()}\n```"
+            turns[i].append((text, res))
+            outs[i].append(observation_body(res))
+    for p, o in zip(problems, outs):
+        if o[-1].strip() != p.answer:
+            raise RuntimeError(f"{p.id} ({p.meta['kind']}): the reference's last output {o[-1]!r} is not the "
+                               f"answer {p.answer!r}")
+    return turns
 
 
 def probe(policy, sandbox, cfg: Config, seed: int) -> dict[str, float]:
@@ -79,7 +118,7 @@ def probe(policy, sandbox, cfg: Config, seed: int) -> dict[str, float]:
     from taorl.rollout.factory import build_engine
     from taorl.rollout.loop import run_rollouts
 
-    problems = generate(cfg.sft.probe_problems, cfg.sft.difficulty, seed)
+    problems = generate(cfg.sft.probe_problems, cfg.sft.difficulty, seed, kinds=cfg.sft.kinds)
     policy.train_mode(False)
     engine = build_engine(cfg, policy)
     trajs = run_rollouts(engine, sandbox, problems, cfg.rollout.group_size, cfg.rollout, cfg.data,
