@@ -18,6 +18,7 @@ COMMANDS = {
     "model": "taorl.model_cli:model_main",
     "experiment": "taorl.experiment.cli:experiment_main",
     "export": "taorl.export:export_main",
+    "data": "taorl.data_cli:data_main",
 }
 
 
@@ -57,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue this run from its last checkpoint, with the config saved in it")
     t.add_argument("--run-dir", metavar="DIR", default=None,
                    help="write the run here (default: logging.runs_dir/<config name>-<time>)")
+    t.add_argument("--dry-run", action="store_true",
+                   help="only print the plan: model and data resolved (nothing downloaded or loaded), steps, "
+                        "tokens per step, an estimate of peak GPU memory and the checks that would stop the "
+                        "run; exit status 1 when one would")
+    t.add_argument("--gpu-gib", type=float, default=None, metavar="GIB",
+                   help="with --dry-run: size the memory estimate for a GPU of this many GiB "
+                        "(default: this machine's GPU, else 80, an H100)")
 
     s = command("sft", "format priming: supervised warm-up on generated TIR demonstrations")
     s.add_argument("config", help="YAML config (model and sft sections), e.g. configs/sft.yaml")
@@ -92,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "checkpoints (RUN/checkpoints/step=N)")
     x.add_argument("--step", type=int, default=None, help="the checkpoint of this step (default: the latest)")
     x.add_argument("--out", required=True, metavar="DIR", help="the model directory to create")
+
+    dl = command("data", "training sets and benchmarks: what is here, and a few problems of one",
+                 "List the problem sets (training sets by name, benchmarks) and where each would be read "
+                 "from, or show a few problems of one with their answers as the grader reads them.")
+    dl.add_argument("action", choices=["list", "show"], help="list: what is available; show: problems of NAME")
+    dl.add_argument("name", nargs="?", default=None,
+                    help="with show: a training set (simplelr_math_35, dapo_math_17k, deepscaler, math_train, "
+                         "procedural), a benchmark, a .jsonl/.parquet file or a hub dataset ORG/NAME")
+    dl.add_argument("--limit", type=int, default=5, help="problems to show")
+    dl.add_argument("--split", default="train", help="split of a hub dataset")
+    dl.add_argument("--problem-field", default=None, help="field holding the problem (as data.problem_field)")
+    dl.add_argument("--answer-field", default=None, help="field holding the answer (as data.answer_field)")
+    dl.add_argument("--difficulty", type=int, default=1, help="procedural generator's difficulty")
+    dl.add_argument("--no-decontaminate", action="store_true",
+                    help="keep problems that are also benchmark problems (shown by default as dropped)")
+    dl.add_argument("--width", type=int, default=300, help="characters of each problem to print")
 
     d = command("dashboard", "live Streamlit dashboard over run directories")
     d.add_argument("runs_dir", nargs="?", default="runs", help="directory holding run directories")

@@ -68,8 +68,19 @@ class ModelConfig(_Strict):
 
 # ---------------------------------------------------------------------------------------------- data
 class DataConfig(_Strict):
-    # "procedural" (built-in generator), a benchmark name (math500, ...), or a JSONL/Parquet path
+    # "procedural" (built-in generator), a training set by name (simplelr_math_35, dapo_math_17k,
+    # deepscaler; `taorl data list`), a benchmark name (math500, ...), a JSONL/Parquet path, or a hub
+    # dataset ORG/NAME (or ORG/NAME/path/in/repo.parquet); see taorl.data.train_sets
     train: str = "procedural"
+    # field mapping for a file or hub dataset with other names: a column, a dotted path into a nested
+    # one (extra_info.question, reward_model.ground_truth) or a chat list (prompt: its last user turn);
+    # null: the set's own mapping, else the first of problem/question/... found
+    problem_field: str | None = None
+    answer_field: str | None = None
+    split: str = "train"  # the split of a hub dataset (ORG/NAME)
+    # drop training problems whose normalised text is also a held-out benchmark problem (counted in
+    # the run's manifest.json, extra.data.decontamination); taorl.data.decontaminate
+    decontaminate: bool = True
     difficulty: int = Field(1, ge=0, le=5)  # procedural generator knob
     kinds: list[str] | None = None  # procedural kinds to draw from (null: every kind), e.g. [add, multiply]; procedural only
     n_problems: int = Field(2000, ge=1)  # procedural pool size

@@ -48,14 +48,42 @@ def _record_to_problem(rec: dict, where: str, default_id: str, source: str) -> P
     return Problem(pid, problem, normalize_reference(answer, problem_id=pid), src, meta)
 
 
-def read_jsonl(path: str | Path, source: str | None = None) -> list[Problem]:
+def _decode(raw: bytes, path: Path, lineno: int, offset: int) -> str:
+    """One line of a text file as str; bytes that are not UTF-8 give one line naming file, line and byte."""
+    try:
+        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        line = lineno + raw.count(b"\n", 0, e.start)  # raw may hold several lines (a whole .json file)
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        bad = raw[e.start:e.start + 4]
+        raise UserError(f"{path}:{line}: not UTF-8 text at byte offset {offset + e.start} of the file "
+                        f"(column {column} of line {line}: {bad!r}); save the file as UTF-8, e.g. "
+                        f"iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}") from None
+
+
+def iter_jsonl_records(path: str | Path):
+    """(where, record) for every non-blank line of a JSONL file, where = "path:line". A ``.json`` file
+    holding one JSON array (e.g. DeepScaleR's deepscaler.json) gives its items, where = "path: item i"."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file (expected a JSONL or Parquet file of problems)")
-    source = source or path.stem
-    out: list[Problem] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if path.suffix.lower() == ".json" and head.startswith(b"["):
+        text = _decode(path.read_bytes(), path, 1, 0)  # one document: a decode error names its byte
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno}); "
+                            "expected a JSON array of objects or one JSON object per line") from None
+        for i, rec in enumerate(items):
+            yield f"{path}: item {i}", rec
+        return
+    offset = 0
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = _decode(raw, path, lineno, offset)
+            offset += len(raw)
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
@@ -63,9 +91,18 @@ def read_jsonl(path: str | Path, source: str | None = None) -> list[Problem]:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise UserError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); {_EXPECTED}") from None
-            if not isinstance(rec, dict):
-                raise UserError(f"{where}: got a JSON {type(rec).__name__}; {_EXPECTED}")
-            out.append(_record_to_problem(rec, where, f"{path.stem}-{lineno}", source))
+            yield where, rec
+
+
+def read_jsonl(path: str | Path, source: str | None = None) -> list[Problem]:
+    path = Path(path)
+    source = source or path.stem
+    out: list[Problem] = []
+    for where, rec in iter_jsonl_records(path):
+        if not isinstance(rec, dict):
+            raise UserError(f"{where}: got a JSON {type(rec).__name__}; {_EXPECTED}")
+        n = where.rsplit(":", 1)[-1].strip().removeprefix("item ")
+        out.append(_record_to_problem(rec, where, f"{path.stem}-{n}", source))
     if not out:
         raise UserError(f"{path}: no problems in the file (it is empty); {_EXPECTED}")
     return out

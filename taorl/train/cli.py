@@ -78,6 +78,10 @@ def train_main(args) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         cfg = resume_config(run_dir, config, overrides)
+        if getattr(args, "dry_run", False):
+            from taorl.train.plan import dry_run
+
+            return dry_run(cfg, f"--resume {run_dir}", getattr(args, "gpu_gib", None))
         manifest = run_dir / "manifest.json"
         published = json.loads(manifest.read_text()).get("last_step", -1) if manifest.is_file() else -1
     else:
@@ -85,6 +89,10 @@ def train_main(args) -> int:
             raise UserError("no config: give a YAML config (e.g. taorl train configs/default.yaml), "
                             "or --resume RUN_DIR to continue a run")
         cfg = load_config(config, overrides)
+        if getattr(args, "dry_run", False):  # the plan only: nothing loaded, downloaded or written
+            from taorl.train.plan import dry_run
+
+            return dry_run(cfg, " ".join([config, *overrides]), getattr(args, "gpu_gib", None))
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg, config)
         if (run_dir / "manifest.json").exists():
             raise UserError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} to continue it")

@@ -103,7 +103,7 @@ def group_grid(trajs, n: int, G: int) -> list[list]:
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path, *, resume: bool = False):
-        from taorl.data import load_train_problems
+        from taorl.data import load_train_set
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -111,7 +111,12 @@ class Trainer:
         self.callbacks: dict[str, list[Callable]] = {"after_decide": []}
         seed_everything(cfg.train.seed)
         # cheap inputs first, so a malformed data file fails before the model loads
-        self.problems = load_train_problems(cfg.data)
+        train_set = load_train_set(cfg.data)  # named set / file / hub, repeats and benchmark problems dropped
+        self.problems, self.data_report = train_set.problems, train_set.report
+        if cfg.data.train != "procedural":
+            import logging
+
+            logging.getLogger("taorl").info(train_set.summary())
         if not self.problems:
             raise UserError(f"data.train={cfg.data.train!r}: no problems")
         init_from = cfg.train.init_from
@@ -148,7 +153,8 @@ class Trainer:
         try:
             self.writer = RunWriter(self.run_dir, cfg, resume=resume, from_step=self.start_step,
                                     extra={"model": cfg.model.name, "taorl": __version__,
-                                           "backend": cfg.model.backend, **run_environment(self.policy)})
+                                           "backend": cfg.model.backend, "data": self.data_report,
+                                           **run_environment(self.policy)})
         except BaseException:
             self.close()
             raise
