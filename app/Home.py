@@ -4,14 +4,29 @@ The router: page config, the shared sidebar (tao_ui.sidebar), then st.navigation
 that call taorl.store.queries for data and taorl.viz for figures.
 """
 
+from pathlib import Path
+
 import streamlit as st
 import tao_ui
 
-st.set_page_config(page_title="taorl dashboard", page_icon=":material/explore:", layout="wide")
+if st.get_option("client.toolbarMode") == "auto":  # `streamlit run app/Home.py` without taorl's launcher
+    st.set_option("client.toolbarMode", "viewer")  # no Deploy button: a local research tool
+st.set_page_config(page_title="taorl dashboard", page_icon=":material/explore:", layout="wide",
+                   menu_items={"Get help": None, "Report a bug": None,
+                               "About": "taorl dashboard: live views of TAO-RL runs and experiments "
+                                        "(`taorl dashboard RUNS_DIR`)."})
 
+root = tao_ui.runs_root()
+found = tao_ui.experiments(str(root)) if root.is_dir() else []
+# opened on an experiment folder (or its runs/): the experiment is the first page
+on_experiment = len(found) == 1 and Path(found[0]).resolve() in (root.resolve(), root.resolve().parent)
+EXPERIMENT = st.Page("views/0_experiment.py", title="Experiment", icon=":material/science:", url_path="experiment",
+                     default=on_experiment)
 PAGES = {
+    **({"Experiment": [EXPERIMENT]} if on_experiment else {}),
     "Run": [
-        st.Page("views/1_overview.py", title="Overview", icon=":material/monitor_heart:", url_path="overview", default=True),
+        st.Page("views/1_overview.py", title="Overview", icon=":material/monitor_heart:", url_path="overview",
+                default=not on_experiment),
         st.Page("views/2_curves.py", title="Training curves", icon=":material/show_chart:", url_path="curves"),
         st.Page("views/3_groups.py", title="Groups & filters", icon=":material/filter_alt:", url_path="groups"),
         st.Page("views/4_boundaries.py", title="Entropy at tool calls", icon=":material/construction:", url_path="boundaries"),
@@ -23,6 +38,7 @@ PAGES = {
         st.Page("views/8_tools.py", title="Tool calls", icon=":material/terminal:", url_path="tools"),
     ],
     "Compare": [
+        *([] if on_experiment else [EXPERIMENT]),
         st.Page("views/9_benchmarks.py", title="Benchmarks", icon=":material/flag:", url_path="benchmarks"),
         st.Page("views/10_ablation.py", title="Ablations", icon=":material/compare:", url_path="ablation"),
     ],

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from taorl.experiment.layout import find_experiments
 from taorl.store import NotARun, RunGone, SchemaVersionError, StoreError, list_runs
 from taorl.store.queries import LiveRun
 from taorl.viz.style import run_colors
@@ -31,7 +32,29 @@ def runs_root() -> Path:
 
 @st.cache_data(ttl=3, show_spinner=False)
 def _list(root: str) -> list[tuple[str, str, str, int, str | None]]:
-    return [(str(r.path), r.run_id, r.status, r.last_step, r.error) for r in list_runs(root)]
+    # depth 5: the runs of an experiment under runs/ (runs/experiments/NAME/runs/ARM/seed-S) are listed too
+    return [(str(r.path), r.run_id, r.status, r.last_step, r.error) for r in list_runs(root, max_depth=5)]
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def experiments(root: str) -> list[str]:
+    """Experiment folders (taorl experiment's output) at or under the runs directory."""
+    return [str(p) for p in find_experiments(root)]
+
+
+def folder_label(root: Path, folder: str) -> str:
+    """An experiment folder as the sidebar names it: its path under the runs directory (its own name
+    when it is the runs directory, or that directory's parent)."""
+    try:
+        rel = Path(folder).relative_to(Path(root)).as_posix()
+    except ValueError:
+        return Path(folder).name
+    return Path(folder).name if rel in ("", ".") else rel
+
+
+def run_label(sel: Selection, path: str) -> str:
+    """A run's label in the sidebar (what ?run= takes)."""
+    return sel.labels.get(path) or _short(sel.root, path)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -168,6 +191,30 @@ def synthetic_banner(sel: Selection, lrs: list[LiveRun]) -> None:
                    "not results.", icon=":material/science:")
 
 
+def unreadable_note(sel: Selection, lrs: list[LiveRun], slot=None) -> None:
+    """Say which steps and tables of the shown runs could not be read (truncated or corrupt Parquet
+    parts, a missing metrics/groups/trajectories part): the pages leave those steps out."""
+    lines = []
+    for lr in lrs:
+        bad = lr.run.unreadable()
+        if not bad:
+            continue
+        base = lr.run.path
+        items = [f"step {u.step} `{u.table}` ({u.why}: `{_rel(base, u.path)}`)" for u in bad[:6]]
+        more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
+        lines.append(f"`{sel.label(str(base))}`: " + "; ".join(items) + more)
+    if lines:
+        (slot or st).warning("**Unreadable files**: the pages leave these steps out of what they show.  \n"
+                             + "  \n".join(lines), icon=":material/broken_image:")
+
+
+def _rel(base: Path, path: str) -> str:
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return path
+
+
 def page(sel: Selection, body, *, multi: bool = False) -> None:
     """Render a page body inside a (live) fragment. body(sel, lr) for single-run pages gets the
     primary LiveRun; multi=True: body(sel, {path: LiveRun}) over the compared runs."""
@@ -191,7 +238,9 @@ def page(sel: Selection, body, *, multi: bool = False) -> None:
                 if all(lr.run.last_step < 0 for lr in lrs.values()):
                     st.info("No step published yet: the page fills in as training goes.")
                     return
+                slot = st.empty()
                 body(sel, lrs)
+                unreadable_note(sel, list(lrs.values()), slot)
             else:
                 lr = live_run(sel.primary)
                 synthetic_banner(sel, [lr])
@@ -199,7 +248,9 @@ def page(sel: Selection, body, *, multi: bool = False) -> None:
                     st.info(f"Run `{sel.label(sel.primary)}` has no published step yet (status "
                             f"{lr.run.status}). The page fills in as training goes.")
                     return
+                slot = st.empty()
                 body(sel, lr)
+                unreadable_note(sel, [lr], slot)
         guard(inner)
 
     st.fragment(render, run_every=sel.every_s if sel.live else None)()
@@ -214,6 +265,24 @@ def ago(t: float) -> str:
     if s < 172800:
         return f"{s / 3600:.1f} h ago"
     return f"{s / 86400:.0f} days ago"
+
+
+@st.cache_resource(show_spinner=False)
+def _figures() -> dict:
+    return {}
+
+
+def cached_figure(key: tuple, build):
+    """build() once per key (a LiveRun.key in it: a new step makes a new figure), shared by every
+    browser tab: plotly's Python side takes ~0.1 s per figure, paid on each first paint otherwise."""
+    cache = _figures()
+    fig = cache.get(key)
+    if fig is None:
+        fig = build()
+        if len(cache) >= 64:
+            cache.pop(next(iter(cache)))
+        cache[key] = fig
+    return fig
 
 
 def plot(fig, key: str | None = None) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 import tao_ui
+from report_tables import heldout_table, paired_table
 
 from taorl.config import config_diff
 from taorl.experiment.report import find_reports, load_report
@@ -41,37 +42,18 @@ def experiments(sel) -> None:
     rep = _report(folder, (Path(folder) / "report.json").stat().st_mtime)
     if rep.get("label"):
         st.warning(f"**{rep['label']}**", icon=":material/info:")
-    primary = rep["primary"]
     final = rep.get("final_step")
     if final is None:
         st.info("No held-out evaluation in this report yet.")
         return
 
-    def iv(d):
-        if not d or d.get("mean") is None:
-            return "–"
-        if d.get("low") is None:
-            return f"{100 * d['mean']:.1f} % (n={d['n']})"
-        return f"{100 * d['mean']:.1f} % [{100 * d['low']:.1f}, {100 * d['high']:.1f}]"
-
-    metrics = rep["heldout_metrics"]
-    rows = [{"arm": arm, "seeds": len(a["runs_done"]),
-             **{m.removeprefix("heldout/"): iv(a["final"].get(m)) for m in metrics if "tokens" not in m}}
-            for arm, a in rep["arms"].items()]
     st.markdown(f"**Held-out after {final} steps**: mean [95 % interval over seeds]")
-    st.dataframe(pl.DataFrame(rows), hide_index=True)
-    if rep["paired"]:
-        delta = f"Δ {primary.removeprefix('heldout/')}"
-
-        def prow(name: str, d: dict) -> dict:
-            return {"comparison": name, delta: iv(d),
-                    "per seed": ", ".join(f"{s}: {100 * v:+.1f}" for s, v in sorted(d["per_seed"].items()))}
-
-        rows = [prow(f"{arm} − {rep['baseline']}", p[primary]) for arm, p in rep["paired"].items()]
-        rows += [prow(name, d) for name, d in rep.get("pairs", {}).items()]
+    st.dataframe(heldout_table(rep), hide_index=True)
+    paired = paired_table(rep)
+    if paired is not None:
         st.markdown("**Paired differences** (same seed; each arm against the baseline, then the other arms "
                     "pairwise; intervals not corrected for the number of comparisons)")
-        st.dataframe(pl.DataFrame(rows), hide_index=True)
+        st.dataframe(paired, hide_index=True)
     figs = rep["figures"]
     cols = st.columns(2)
     for i, name in enumerate(n for n in ("heldout", "reward", "paired") if n in figs):

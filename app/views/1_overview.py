@@ -5,7 +5,7 @@ import streamlit as st
 import tao_ui
 import yaml
 
-from taorl.store.queries import health_flags
+from taorl.store.queries import HealthThresholds, dropped_by_reason, health_flags
 from taorl.viz import curves_figure
 
 sel = tao_ui.current()
@@ -30,6 +30,13 @@ def fmt(v, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _recent_groups(key, _lr, window: int) -> pl.DataFrame:
+    """The last `window` steps' groups (step, rewards): what the zero-variance card reads."""
+    last = _lr.run.last_step
+    return _lr.run.groups(steps=range(max(0, last - window + 1), last + 1), columns=["rewards"])
+
+
 def body(sel, lr):
     m = lr.metrics()
     run = lr.run
@@ -38,37 +45,45 @@ def body(sel, lr):
     st.title(f"Run overview · {name}")
     st.caption(f"{status} · last published step **{run.last_step}** · updated {tao_ui.ago(run.updated_at)} · "
                f"`{run.path}`")
-    dropped = None
+    dropped, why = None, ""
     if "tao/groups_kept" in m.columns:
-        drop_cols = [c for c in m.columns if c.startswith("tao/groups_dropped/")]
+        reasons = dropped_by_reason(m)
         k = last(m, "tao/groups_kept") or 0.0
-        d = sum(last(m, c) or 0.0 for c in drop_cols)
+        d = sum(reasons.values())
         dropped = d / (k + d) if (k + d) > 0 else None
+        if reasons:
+            why = " By first reason: " + ", ".join(f"{r.replace('_', ' ')} {v:.0f}" for r, v in
+                                                  sorted(reasons.items(), key=lambda kv: -kv[1])) + \
+                  " (each group counts once, under the first reason its filter found)."
     c = st.columns(7)
     c[0].metric("step", f"{run.last_step}")
     c[1].metric("reward", fmt(last(m, "reward"), ".3f"), fmt(delta(m, "reward"), "+.3f") if delta(m, "reward") is not None else None,
                 help="mean reward of the last step's rollouts (delta: vs 10 steps before)")
     c[2].metric("accuracy", fmt(last(m, "accuracy"), ".1%"))
     c[3].metric("entropy", fmt(last(m, "entropy"), ".3f"), help="mean token entropy of trained tokens (nats)")
-    c[4].metric("groups dropped", fmt(dropped, ".0%"), help="share of the last step's sampled groups not trained on")
+    c[4].metric("groups dropped", fmt(dropped, ".0%"), help="share of the last step's sampled groups not trained on." + why)
     c[5].metric("tokens/s", fmt(last(m, "perf/tokens_per_s"), ",.0f"))
     c[6].metric("last update", tao_ui.ago(run.updated_at))
 
-    st.subheader("Health")
-    flags = health_flags(m)
+    show = [x for x in ("reward", "entropy", "tao/post_tool_entropy", "tools/success_rate") if x in m.columns]
+    if show:  # the chart first: the browser draws it while the cards below are computed
+        tao_ui.plot(tao_ui.cached_figure(("overview", lr.key, tuple(show)), lambda: curves_figure(
+            {name: m}, show, smoothing=0.6, colors={name: sel.colors.get(name, "#0072B2")}, cols=4,
+            height_per_row=250, max_points=300)), key="overview-curves")
+
+    window = HealthThresholds().window
+    st.subheader("Health", help=f"each card: the last {window} steps")
+    flags = health_flags(m, groups=_recent_groups(lr.key, lr, window))
     cols = st.columns(len(flags))
     for col, f in zip(cols, flags):
         icon = ":green-badge[:material/check: ok]" if f.ok else ":orange-badge[:material/warning: check]"
         col.markdown(f"{icon} **{f.name}**  \n{f.message}  \n<span style='color:#888;font-size:0.8em'>"
-                     f"ok when {f.threshold}</span>", unsafe_allow_html=True)
+                     f"ok when {f.threshold}, last {window} steps</span>", unsafe_allow_html=True)
 
-    show = [x for x in ("reward", "entropy", "tao/post_tool_entropy", "tools/success_rate") if x in m.columns]
-    if show:
-        tao_ui.plot(curves_figure({name: m}, show, smoothing=0.6, colors={name: sel.colors.get(name, "#0072B2")},
-                                  cols=4, height_per_row=250), key="overview-curves")
-    with st.expander("Config", expanded=False):
+    cfg_box = st.expander("Config", expanded=False, key="ov_config", on_change="rerun")
+    if cfg_box.open:  # drawn on demand: highlighting a long YAML costs the first paint a third of a second
         cfg = tao_ui.config_of(lr)
-        st.code(yaml.safe_dump(cfg, sort_keys=False) if cfg else "# no config.yaml", language="yaml")
+        cfg_box.code(yaml.safe_dump(cfg, sort_keys=False) if cfg else "# no config.yaml", language="yaml")
 
 
 tao_ui.page(sel, body)

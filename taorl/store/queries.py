@@ -20,13 +20,14 @@ from __future__ import annotations
 import math
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from taorl.store.reader import Run, open_run
+from taorl.store.reader import _READ_ERRORS, Run, open_run
 from taorl.types import GROUP_REASONS
 
 
@@ -65,11 +66,7 @@ class _Incremental:
         if last < self.upto:  # a resume rewound the run: start over
             self.frames, self.upto, self._df = [], -1, None
         for lo in range(self.upto + 1, last + 1, self.CHUNK):
-            steps = range(lo, min(lo + self.CHUNK, last + 1))
-            lf = run.scan(self.table, steps)
-            if self.columns is not None:
-                lf = lf.select("step", *self.columns)
-            chunk = lf.collect()
+            chunk = self._read(run, range(lo, min(lo + self.CHUNK, last + 1)))
             self.frames.append(self.reduce(chunk) if self.reduce else chunk)
             self._df = None
         self.upto = max(self.upto, last)
@@ -79,6 +76,27 @@ class _Incremental:
             empty = Run._empty(self.table, self.columns)
             self._df = self.reduce(empty) if self.reduce else empty
         return self._df
+
+    def _read(self, run: Run, steps: range) -> pl.DataFrame:
+        """The rows of `steps`; a part that does not decode is skipped and reported through
+        run.mark_unreadable (a truncated one never gets here: the footer check drops it first)."""
+        def one(lf: pl.LazyFrame) -> pl.DataFrame:
+            return (lf.select("step", *self.columns) if self.columns is not None else lf).collect()
+
+        try:
+            return one(run.scan(self.table, steps))
+        except _READ_ERRORS:
+            pass
+        frames = []
+        for s in steps:
+            try:
+                frames.append(one(run.scan(self.table, s)))
+            except _READ_ERRORS as e:
+                why = str(e).splitlines()[0][:200] if str(e) else e.__class__.__name__
+                path = f"{run.path}/{self.table}/step={s:06d}/part-0.parquet"
+                run.mark_unreadable(self.table, s, path, why)
+                warnings.warn(f"{path}: unreadable parquet part skipped ({why})", stacklevel=4)
+        return pl.concat(frames, how="vertical_relaxed") if frames else Run._empty(self.table, self.columns)
 
 
 class LiveRun:
@@ -294,7 +312,9 @@ def _tail_mean(metrics: pl.DataFrame, col: str, n: int, head: bool = False) -> f
 
 
 def zero_variance_share(metrics: pl.DataFrame) -> pl.Series:
-    """Per step: groups dropped as all-correct or all-wrong / groups sampled."""
+    """Per step: groups *dropped as* all-correct or all-wrong / groups sampled (from the filter
+    metrics; a group dropped first for another reason, e.g. too_few_untruncated, is not counted
+    here even when its rewards are all equal: use same_reward_groups for what the rewards say)."""
     def col(c: str) -> pl.Expr:
         return pl.col(c).fill_null(0.0) if c in metrics.columns else pl.lit(0.0)
     zero = col("tao/groups_dropped/group_all_correct") + col("tao/groups_dropped/group_all_wrong")
@@ -302,34 +322,89 @@ def zero_variance_share(metrics: pl.DataFrame) -> pl.Series:
     return metrics.select((zero / pl.when(total > 0).then(total).otherwise(None)).alias("zv")).to_series()
 
 
-def health_flags(metrics: pl.DataFrame, t: HealthThresholds = HealthThresholds()) -> list[Flag]:
-    """Warning signs over the last `t.window` steps (a flag with value None: metric missing)."""
+def same_reward_groups(groups: pl.DataFrame) -> pl.DataFrame:
+    """Per step, from the groups' own rewards (whatever the filter did with them): groups, all_equal
+    (every rollout got the same reward: no learning signal), all_correct (every reward ≥ 1) and
+    all_wrong (every reward ≤ 0). groups needs step and rewards."""
+    r = pl.col("rewards")
+    return (groups.filter(r.list.len() > 0)
+            .group_by("step").agg(groups=pl.len(), all_equal=(r.list.max() == r.list.min()).sum(),
+                                  all_correct=(r.list.min() >= 1.0).sum(), all_wrong=(r.list.max() <= 0.0).sum())
+            .sort("step"))
+
+
+def dropped_by_reason(metrics: pl.DataFrame, step: int | None = None) -> dict[str, float]:
+    """The groups dropped at `step` (default: the last) by reason, from tao/groups_dropped/<reason>;
+    each group counts under the first reason that applies (taorl.algo.filters)."""
+    if metrics.is_empty():
+        return {}
+    row = metrics.filter(pl.col("step") == (int(metrics["step"].max()) if step is None else step))
+    return {c.removeprefix("tao/groups_dropped/"): float(row[c][0] or 0.0) for c in row.columns
+            if c.startswith("tao/groups_dropped/") and len(row) and (row[c][0] or 0.0) > 0}
+
+
+def _tool_failure(metrics: pl.DataFrame, n: int) -> tuple[float | None, bool]:
+    """(share of tool calls that failed over the last n steps, any call made). Steps are weighted by
+    their calls (tools/call_frequency, rollouts per step being fixed): a step without calls has
+    tools/success_rate 0 by convention and must not count as all-failed."""
+    if "tools/success_rate" not in metrics.columns or metrics.is_empty():
+        return None, False
+    tail = metrics.tail(n)
+    if "tools/call_frequency" not in tail.columns:
+        sr = tail["tools/success_rate"].drop_nulls()
+        return (1.0 - float(sr.mean()), True) if len(sr) else (None, False)
+    df = tail.select(sr=pl.col("tools/success_rate"), w=pl.col("tools/call_frequency")).drop_nulls()
+    w = float(df["w"].sum()) if len(df) else 0.0
+    if w <= 0:
+        return None, len(df) > 0
+    return 1.0 - float((df["sr"] * df["w"]).sum()) / w, True
+
+
+def health_flags(metrics: pl.DataFrame, t: HealthThresholds = HealthThresholds(),
+                 groups: pl.DataFrame | None = None) -> list[Flag]:
+    """Warning signs over the last `t.window` steps (a flag with value None: metric missing).
+
+    Each number is what its sentence says. Zero-variance groups: with `groups` (step, rewards of
+    the last steps), the share of groups whose rollouts all got the same reward, read from the
+    rewards, whatever the filter dropped them for; without it, the share dropped *as* all-correct or
+    all-wrong (the filter metrics, which count a group under its first drop reason only)."""
+    w = t.window
     flags = []
-    h_now = _tail_mean(metrics, "entropy", t.window)
-    h0 = _tail_mean(metrics, "entropy", t.window, head=True)
+    h_now = _tail_mean(metrics, "entropy", w)
+    h0 = _tail_mean(metrics, "entropy", w, head=True)
     ratio = h_now / h0 if (h_now is not None and h0) else None
     flags.append(Flag("entropy collapse", ratio is None or ratio >= t.entropy_collapse, ratio,
                       f"entropy ≥ {t.entropy_collapse:.0%} of its start",
-                      "policy entropy fell to {:.0%} of its starting level" if ratio is not None else "no entropy"))
-    zv = zero_variance_share(metrics).tail(t.window).drop_nulls() if not metrics.is_empty() else pl.Series([])
-    zvm = float(zv.mean()) if len(zv) else None
+                      f"entropy of the last {w} steps is {{:.0%}} of the first {w} steps'"))
+    if groups is not None and not groups.is_empty():
+        last = int(groups["step"].max())
+        per = same_reward_groups(groups.filter(pl.col("step") > last - w))
+        n, eq = int(per["groups"].sum()), int(per["all_equal"].sum())
+        zvm = eq / n if n else None
+        msg = (f"{{:.0%}} of groups ({eq} of {n}) got the same reward in every rollout "
+               f"({int(per['all_correct'].sum())} all-correct, {int(per['all_wrong'].sum())} all-wrong)")
+    else:
+        zv = zero_variance_share(metrics).tail(w).drop_nulls() if not metrics.is_empty() else pl.Series([])
+        zvm = float(zv.mean()) if len(zv) else None
+        msg = "{:.0%} of groups were dropped as all-correct or all-wrong"
     flags.append(Flag("zero-variance groups", zvm is None or zvm <= t.zero_variance, zvm,
-                      f"≤ {t.zero_variance:.0%} of groups", "{:.0%} of groups are all-correct or all-wrong"))
-    sr = _tail_mean(metrics, "tools/success_rate", t.window)
-    fail = None if sr is None else 1.0 - sr
+                      f"≤ {t.zero_variance:.0%} of groups", msg))
+    fail, called = _tool_failure(metrics, w)
     flags.append(Flag("tool failures", fail is None or fail <= t.tool_failure, fail,
-                      f"≤ {t.tool_failure:.0%} of calls", "{:.0%} of tool calls fail"))
-    tr = _tail_mean(metrics, "completions/clipped_ratio", t.window)
+                      f"≤ {t.tool_failure:.0%} of calls",
+                      "{:.0%} of tool calls failed" if fail is not None else
+                      ("no tool calls" if called else "no data")))
+    tr = _tail_mean(metrics, "completions/clipped_ratio", w)
     flags.append(Flag("truncation", tr is None or tr <= t.truncation, tr,
                       f"≤ {t.truncation:.0%} of rollouts", "{:.0%} of rollouts hit the length limit"))
-    hi = _tail_mean(metrics, "clip_ratio/high_mean", t.window)
-    lo = _tail_mean(metrics, "clip_ratio/low_mean", t.window)
+    hi = _tail_mean(metrics, "clip_ratio/high_mean", w)
+    lo = _tail_mean(metrics, "clip_ratio/low_mean", w)
     clip = None if hi is None and lo is None else (hi or 0.0) + (lo or 0.0)
     flags.append(Flag("clip fraction", clip is None or clip <= t.clip, clip,
                       f"≤ {t.clip:.0%} of tokens", "{:.1%} of tokens are clipped"))
     return [Flag(f.name, f.ok, f.value, f.threshold,
                  f.message.format(f.value) if f.value is not None and "{" in f.message else
-                 ("no data" if f.value is None else f.message)) for f in flags]
+                 ("no data" if f.value is None and "{" in f.message else f.message)) for f in flags]
 
 
 # ------------------------------------------------------------------------------------ tools
@@ -452,8 +527,10 @@ __all__ = [
     "first_divergence",
     "first_token_divergence",
     "group_table",
+    "dropped_by_reason",
     "health_flags",
     "metrics_wide",
+    "same_reward_groups",
     "step_buckets",
     "success_vs_reward",
     "tool_calls",

@@ -8,7 +8,10 @@ Which files are read. The file list of a table is built from the manifest and th
 (`<table>/step=N/part-K.parquet`, N <= last_step), never from a recursive glob, so temp files and
 partitions of unpublished steps are never touched. Each final-named part gets a cheap footer check
 ('PAR1' at both ends) the first time it is seen (cached on path, inode, size, mtime); a part that
-fails it, or fails to decode, is skipped with a warning and remembered as bad.
+fails it, or fails to decode, is skipped with a warning and remembered as bad. `Run.unreadable()`
+lists what was skipped (table, step, file, why), and the published steps whose metrics, groups or
+trajectories part is missing (the writer writes those three every step), so a reader can say
+which step and table it could not read instead of silently starting its curves later.
 
 Every table method returns an eager pl.DataFrame whose first column is `step` (Int64, from the
 partition directory name), followed by the schema's columns in schema order (or the requested
@@ -47,6 +50,7 @@ from taorl.store.schema import SCHEMA_VERSION, TABLES
 _STEP_FROM_PATH = r"step=(\d+)[/\\][^/\\]*$"
 _PATH_COL = "__taorl_path"
 _READ_ERRORS = (pl.exceptions.PolarsError, OSError)  # missing file, bad footer/page, schema mismatch
+EVERY_STEP = ("metrics", "groups", "trajectories")  # tables RunWriter.write_step writes for every step
 
 # path -> ((inode, size, mtime_ns), ok). Shared by every Run of the process: published parts never
 # change in place (a resume replaces them by rename, which changes the inode).
@@ -66,6 +70,7 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._bad: dict[tuple[str, int], Unreadable] = {}  # (table, step) -> what a read skipped
         self.refresh()
 
     # ------------------------------------------------------------------------------ manifest
@@ -163,6 +168,17 @@ class Run:
         """Published steps that have a (readable-looking) part of `table`."""
         return sorted({s for s, _ in self._table_files(table)})
 
+    def unreadable(self, tables: Iterable[str] | None = None) -> list[Unreadable]:
+        """Parts of published steps skipped by the reads made so far through this Run (or by a
+        reader that reported them with mark_unreadable), by table then step; `tables` limits them."""
+        want = set(tables) if tables is not None else None
+        return sorted((u for (t, s), u in self._bad.items() if s <= self.last_step and (want is None or t in want)),
+                      key=lambda u: (u.table, u.step))
+
+    def mark_unreadable(self, table: str, step: int, path: str, why: str) -> None:
+        """Remember a part that failed to decode (the table methods call it; so does queries.LiveRun)."""
+        self._bad[(table, int(step))] = Unreadable(table, int(step), str(path), why)
+
     def scan(self, table: str, steps: int | Iterable[int] | None = None) -> pl.LazyFrame:
         """Lazy frame over the published, footer-checked parts of `table` (step column first).
         Decoding errors surface at collect(); the table methods above skip such parts instead."""
@@ -206,7 +222,9 @@ class Run:
             try:
                 st = os.stat(p)
             except FileNotFoundError:
-                continue  # step without this table (e.g. no tokens that step)
+                if table in EVERY_STEP:  # written for every step: its absence is damage
+                    self.mark_unreadable(table, s, p, "missing")
+                continue  # else a step without this table (e.g. no tokens that step)
             sig = (st.st_ino, st.st_size, st.st_mtime_ns)
             hit = _PART_OK.get(p)
             if hit is None or hit[0] != sig:
@@ -216,6 +234,9 @@ class Run:
                     warnings.warn(f"{p}: not a complete parquet file; skipped", stacklevel=3)
             if _PART_OK[p][1]:
                 out.append((s, p))
+                self._bad.pop((table, s), None)  # e.g. replaced by a resume
+            elif (table, s) not in self._bad:
+                self.mark_unreadable(table, s, p, "not a complete parquet file")
         return out
 
     def _select(self, table: str, steps: int | Iterable[int] | None) -> list[tuple[int, str]]:
@@ -265,7 +286,7 @@ class Run:
         except _READ_ERRORS:  # a part went away or does not decode: find it, skip it, warn
             self._gone_check()
         frames = []
-        for p in paths:
+        for s, p in files:
             try:
                 frames.append(query([p]))
             except _READ_ERRORS as e:
@@ -275,8 +296,9 @@ class Run:
                 st = os.stat(p)
                 _PART_OK[p] = ((st.st_ino, st.st_size, st.st_mtime_ns), False)
                 self._files.clear()
-                warnings.warn(f"{p}: unreadable parquet part skipped ({str(e).splitlines()[0][:200]})",
-                              stacklevel=3)
+                why = str(e).splitlines()[0][:200]
+                self.mark_unreadable(table, s, p, why)
+                warnings.warn(f"{p}: unreadable parquet part skipped ({why})", stacklevel=3)
         return pl.concat(frames) if frames else self._empty(table, columns)
 
 
@@ -288,6 +310,19 @@ def open_run(run_dir: str | Path) -> Run:
     if not path.is_dir():
         raise NotARun(f"{path}: no such run directory")
     return Run(path)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A part of a published step that a read skipped: table, step, file and why."""
+
+    table: str
+    step: int
+    path: str
+    why: str  # "missing" | "not a complete parquet file" | the decoder's first error line
+
+    def __str__(self) -> str:
+        return f"step {self.step} {self.table} ({self.why}: {self.path})"
 
 
 @dataclass(frozen=True)

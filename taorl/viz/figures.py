@@ -358,13 +358,18 @@ def eval_figure(runs: dict[str, pl.DataFrame], metric: str = "avg@16", benchmark
 def seed_band_figure(frame: pl.DataFrame, arms: Sequence[str], title: str | None = None,
                      y_title: str | None = None, smoothing: float = 0.0, percent: bool = False,
                      colors: dict[str, str] | None = None, x_title: str = "optimizer steps",
-                     bounds: tuple[float, float] | None = None) -> go.Figure:
+                     bounds: tuple[float, float] | None = None, seed_lines: bool = False,
+                     max_points: int | None = None, height: int = 360) -> go.Figure:
     """One line per arm: the mean over seeds at each step, with its 95 % interval over seeds as a band.
 
     frame: arm, seed, step, value. smoothing > 0 smooths each seed's curve (ema) before averaging.
     The interval is taorl.experiment.stats.mean_interval (Student t over seeds); with one seed
     there is no band. bounds: the values' range (a rate: (0, 1), the default when percent), to
-    which the band is clipped, as the report's tables clip a rate's interval."""
+    which the band is clipped, as the report's tables clip a rate's interval. seed_lines: each
+    seed's own (smoothed) curve as a thin line under the mean. max_points: long curves are drawn
+    from that many of their steps (thin), after smoothing and averaging on all of them. While an
+    experiment runs, seeds reach a step at different times: the mean at a step is over the seeds
+    that have it (the hover gives n)."""
     if bounds is None and percent:
         bounds = (0.0, 1.0)
     from taorl.experiment.stats import mean_interval
@@ -382,6 +387,18 @@ def seed_band_figure(frame: pl.DataFrame, arms: Sequence[str], title: str | None
         xs = per_step["step"].to_numpy()
         iv = [mean_interval(v) for v in per_step["value"].to_list()]
         col = colors.get(arm, PALETTE[0])
+        fmt = ".1%" if percent else ".3g"
+        if seed_lines:
+            for seed, g in part.sort("seed", "step").group_by("seed", maintain_order=True):
+                g = g.sort("step")
+                k = thin(len(g), max_points) if max_points else np.arange(len(g))
+                fig.add_trace(go.Scatter(x=g["step"].to_numpy()[k], y=g["value"].to_numpy()[k], mode="lines",
+                                         line={"color": with_alpha(col, 0.45), "width": 1}, legendgroup=arm,
+                                         showlegend=False, name=f"{arm} seed {seed[0]}",
+                                         hovertemplate=f"{arm} seed {seed[0]}<br>step %{{x}}: %{{y:{fmt}}}<extra></extra>"))
+        keep = thin(len(xs), max_points) if max_points else np.arange(len(xs))
+        iv = [iv[i] for i in keep]
+        xs = xs[keep]
         lo = np.array([i.low for i in iv], dtype=float)
         hi = np.array([i.high for i in iv], dtype=float)
         if bounds is not None:
@@ -389,14 +406,15 @@ def seed_band_figure(frame: pl.DataFrame, arms: Sequence[str], title: str | None
         if np.isfinite(lo).any():
             fig.add_trace(band(xs, lo, hi, col, arm))
         n = max(i.n for i in iv)
-        fmt = ".1%" if percent else ".3g"
         fig.add_trace(go.Scatter(x=xs, y=[i.mean for i in iv], mode="lines+markers" if len(xs) <= 30 else "lines",
                                  name=f"{arm} (n={n})", legendgroup=arm, line={"color": col, "width": 2},
-                                 marker={"size": 6},
-                                 hovertemplate=f"{arm}<br>step %{{x}}: %{{y:{fmt}}}<extra></extra>"))
+                                 marker={"size": 6}, customdata=[i.n for i in iv] if seed_lines else None,
+                                 hovertemplate=(f"{arm}<br>step %{{x}}: %{{y:{fmt}}}"
+                                                + (" (mean of %{customdata} seeds)" if seed_lines else "")
+                                                + "<extra></extra>")))
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, tickformat=".0%" if percent else None)
-    return tidy(fig, title, height=360)
+    return tidy(fig, title, height=height)
 
 
 def paired_difference_figure(rows: Sequence[dict], title: str | None = None, percent: bool = True) -> go.Figure:

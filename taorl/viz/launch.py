@@ -23,10 +23,13 @@ def app_path() -> Path:
 
 
 def streamlit_command(runs_dir: str | Path, host: str = "127.0.0.1", port: int = 8501) -> list[str]:
-    """The command line that serves the dashboard (headless; no usage statistics)."""
+    """The command line that serves the dashboard (headless; no usage statistics). The toolbar is in
+    Streamlit's "viewer" mode: no Deploy button, no rerun / clear-cache developer items (the live
+    refresh switch re-reads the runs), only what a user of the dashboard can use."""
     return [sys.executable, "-m", "streamlit", "run", str(app_path()),
             "--server.headless", "true", "--server.address", host, "--server.port", str(port),
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--client.toolbarMode", "viewer",
             "--", "--runs-dir", str(Path(runs_dir).resolve())]
 
 
