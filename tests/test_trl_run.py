@@ -1,0 +1,167 @@
+"""Real TRL GRPOTrainer runs on the tiny model (CPU): TaoGRPOTrainer and TaoRollout through TRL 1.16.
+
+    - on one generated batch, what TaoGRPOTrainer hands TRL equals taorl's decision + shaping on the
+      same rollouts, recomputed independently (Ĥ from full logits, prompt-aligned TokenBatch)
+    - the no-grad entropy the shaping uses equals TRL's own
+    - tao_enabled=False trains exactly as plain GRPOTrainer (same parameters after a step)
+    - a 2-step run writes a run directory the taorl.store readers and the dashboard read back
+The reward is a real reward function of the text (its parity), so that groups have a spread."""
+
+import copy
+
+import pytest
+import torch
+
+trl = pytest.importorskip("trl", reason="the [trl] extra")
+
+from datasets import Dataset  # noqa: E402
+
+from taorl.integrations.trl import TaoGRPOTrainer, TaoRollout, tao_config, trl_loss_args  # noqa: E402
+from taorl.tools import Sandbox  # noqa: E402
+
+G, N = 4, 2
+OVERRIDES = ["rollout.max_turns=2", "rollout.max_turn_tokens=12", "rollout.obs_max_tokens=12", "tool.workers=1",
+             "algo.entropy_chunk=64", "algo.filter.group.min_n=0", "algo.filter.overlong_mask=false",
+             "algo.shaping.coef=0.5"]
+
+
+def parity_reward(completions, **kwargs):
+    return [float(len(c) % 2) for c in completions]
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    sb = Sandbox(tao_config(None, ["tool.workers=1"]).tool)
+    yield sb
+    sb.close()
+
+
+@pytest.fixture(scope="module")
+def data():
+    from taorl.data import load_problems
+
+    return Dataset.from_list([{"prompt": p.problem, "answer": p.answer}
+                              for p in load_problems("procedural", n=8, difficulty=0, seed=0)])
+
+
+def make(model, tok, data, sandbox, tmp, *, cls=TaoGRPOTrainer, steps=1, optim="adamw_torch", **kw):
+    cfg = tao_config("paper", OVERRIDES)
+    args = trl.GRPOConfig(output_dir=str(tmp), max_steps=steps, learning_rate=1e-2, seed=0,
+                          per_device_train_batch_size=N * G, num_generations=G, max_completion_length=24,
+                          logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False,
+                          disable_tqdm=True, optim=optim, **trl_loss_args(cfg.algo))
+    extra = {"tao": cfg, **kw} if cls is TaoGRPOTrainer else {}
+    m = copy.deepcopy(model).train()
+    return cls(model=m, processing_class=tok, reward_funcs=[parity_reward], args=args, train_dataset=data,
+               rollout_func=TaoRollout(cfg, sandbox=sandbox), **extra)
+
+
+def test_generated_batch_parity_and_entropy(tiny_model, tiny_tokenizer, data, sandbox, tmp_path):
+    from taorl.algo import TokenBatch, entropy_from_logits, shape_advantage
+    from taorl.algo.step import decide_rollouts
+
+    tr = make(tiny_model, tiny_tokenizer, data, sandbox, tmp_path)
+    inputs = [dict(data[i]) for i in range(N) for _ in range(G)]
+    out = tr._generate_and_score_completions(inputs)
+    rec, trajs = tr.tao_last, tr.rollout_func.last
+    assert len(trajs) == N * G and out["advantages"].shape == out["completion_ids"].shape
+    # TRL's own entropy of the completion tokens (its forward) = the one the shaping used
+    P, C = out["prompt_ids"].shape[1], out["completion_ids"].shape[1]
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
+    att = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
+    with torch.no_grad():
+        _, trl_ent, _ = tr._get_per_token_logps_and_entropies(tr.model, ids, att, C, compute_entropy=True)
+    cm = out["completion_mask"].bool()
+    ours = torch.zeros(N * G, C)
+    for b, row in enumerate(rec.entropy):
+        ours[b, :len(row)] = torch.tensor(row)
+    torch.testing.assert_close(ours[cm], trl_ent[cm].float(), rtol=1e-4, atol=1e-4)
+
+    # independent: rewards onto the trajectories, taorl's decision, prompt-aligned batch, H from logits
+    for t, r in zip(trajs, rec.rewards.tolist()):
+        t.reward = r
+    cfg = tr.tao
+    by_group = [trajs[g * G:(g + 1) * G] for g in range(N)]
+    for g, row in enumerate(by_group):
+        for i, t in enumerate(row):
+            t.group, t.index = g, i
+    dec = decide_rollouts(by_group, cfg.algo, N, tr.args.seed * 1_000_003 + 0)
+    batch = TokenBatch.from_trajectories(trajs, dec.adv.reshape(-1), dec.weights.reshape(-1),
+                                         pad_id=tiny_tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = tr.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    H = entropy_from_logits(logits, temperature=tr.args.temperature) * batch.loss_mask
+    shaped, _ = shape_advantage(batch, H, cfg.algo)
+    want = torch.zeros(N * G, C)
+    for b, t in enumerate(trajs):
+        p, n = len(t.prompt_ids), len(t.response_ids)
+        want[b, :n] = (shaped * batch.weight)[b, p - 1:p - 1 + n]
+    torch.testing.assert_close(out["advantages"].float(), want, rtol=1e-4, atol=1e-5)
+    trained = dec.weights.reshape(-1) > 0
+    assert trained.any(), "no group with reward spread: the parity saw only zeros"
+    assert torch.equal(out["tool_mask"].bool().any(-1), trained & cm.any(-1))
+    assert float(out["num_items_in_batch"]) == float((cm.float() * out["tool_mask"]).sum())
+
+
+def test_tao_off_trains_as_plain_grpotrainer(tiny_model, tiny_tokenizer, data, sandbox, tmp_path):
+    # SGD: Adam would turn float-noise-sized gradients (1e-12) into full lr-sized steps
+    plain = make(tiny_model, tiny_tokenizer, data, sandbox, tmp_path / "a", cls=trl.GRPOTrainer, optim="sgd")
+    off = make(tiny_model, tiny_tokenizer, data, sandbox, tmp_path / "b", tao_enabled=False, optim="sgd")
+    plain.train()
+    off.train()
+    lp, lo = plain.state.log_history[0], off.state.log_history[0]
+    assert lp["loss"] == lo["loss"] and lp["reward"] == lo["reward"]
+    moved = False
+    for (name, p), (_, q) in zip(plain.model.named_parameters(), off.model.named_parameters()):
+        # equal up to float summation order (CPU backward of the embedding is not bit-reproducible)
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=name)
+        moved |= not torch.equal(p, dict(tiny_model.named_parameters())[name])
+    assert moved, "the step changed no weight: the comparison would be empty"
+
+
+@pytest.fixture(scope="module")
+def trl_run(tiny_model, tiny_tokenizer, data, sandbox, tmp_path_factory):
+    root = tmp_path_factory.mktemp("trl-runs")
+    tr = make(tiny_model, tiny_tokenizer, data, sandbox, root / "work", steps=2, run_dir=root / "trl-tiny")
+    tr.train()
+    return root, tr
+
+
+def test_two_step_run_reads_back(trl_run):
+    from taorl.store import open_run
+
+    root, tr = trl_run
+    run = open_run(root / "trl-tiny")
+    assert run.manifest["status"] == "finished" and run.manifest["last_step"] == 2
+    assert run.manifest["extra"]["engine"] == "trl" and run.manifest["extra"]["tao_enabled"] is True
+    m = run.metrics()
+    assert m["step"].to_list() == [1, 2]
+    assert {"loss", "reward", "tao/groups_kept", "tools/call_frequency", "tao/shaping_factor_mean"} <= set(m.columns)
+    g = run.groups()
+    assert g.height == 2 * N
+    for row in g.iter_rows(named=True):  # kept exactly when the rewards spread (criterion 2)
+        spread = len(set(row["rewards"])) > 1
+        assert row["kept"] == spread and (row["reason"] is None) == spread
+    tj = run.trajectories()
+    assert tj.height == 2 * N * G
+    last = tr.tao_last
+    assert tj.filter(tj["step"] == 2)["reward"].to_list() == pytest.approx(last.rewards.tolist())
+    tok = run.tokens()
+    assert tok.height > 0 and tok["entropy"].is_not_nan().all()
+    segs = set(tok["segment"].unique().to_list())
+    assert "model" in segs and segs <= {"prompt", "model", "tool"}
+
+
+def test_trl_run_opens_in_the_dashboard(trl_run, monkeypatch):
+    from pathlib import Path
+
+    AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+    root, _ = trl_run
+    monkeypatch.setenv("TAORL_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app" / "Home.py"), default_timeout=60)
+    at.switch_page("views/1_overview.py")
+    at.query_params["run"] = "trl-tiny"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert {m.label: m.value for m in at.metric}["step"] == "2"
