@@ -14,10 +14,10 @@ import torch
 
 trl = pytest.importorskip("trl", reason="the [trl] extra")
 
-from datasets import Dataset  # noqa: E402
+from datasets import Dataset
 
-from taorl.integrations.trl import TaoGRPOTrainer, TaoRollout, tao_config, trl_loss_args  # noqa: E402
-from taorl.tools import Sandbox  # noqa: E402
+from taorl.integrations.trl import TaoGRPOTrainer, TaoRollout, tao_config, trl_loss_args
+from taorl.tools import Sandbox
 
 G, N = 4, 2
 OVERRIDES = ["rollout.max_turns=2", "rollout.max_turn_tokens=12", "rollout.obs_max_tokens=12", "tool.workers=1",
@@ -66,7 +66,7 @@ def test_generated_batch_parity_and_entropy(tiny_model, tiny_tokenizer, data, sa
     rec, trajs = tr.tao_last, tr.rollout_func.last
     assert len(trajs) == N * G and out["advantages"].shape == out["completion_ids"].shape
     # TRL's own entropy of the completion tokens (its forward) = the one the shaping used
-    P, C = out["prompt_ids"].shape[1], out["completion_ids"].shape[1]
+    C = out["completion_ids"].shape[1]
     ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
     att = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
     with torch.no_grad():
