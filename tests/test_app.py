@@ -280,3 +280,48 @@ def test_sidebar_names_the_runs_folder_as_a_person_reads_it(runs, monkeypatch):
     monkeypatch.setenv("HOME", str(runs.parent))  # outside it, under home: ~/...
     at = app(runs, monkeypatch)
     assert f"runs: `~/{runs.name}`" in [c.value for c in at.sidebar.caption]
+
+
+# ------------------------------------------------------------------- health cards and bad files
+def _zero_reward_run(path: Path, steps: int = 3) -> None:
+    """A run whose every rollout got reward 0 and whose every group was dropped, first for being
+    truncated (too_few_untruncated), as the filter checks that before the rewards' spread."""
+    from taorl.store import RunWriter
+    from taorl.store.bench import fake_tables
+    from taorl.train.metrics import filter_metrics
+
+    w = RunWriter(path, {"algo": {}})
+    for s in range(steps):
+        t = fake_tables(s, 2)
+        groups = t["groups"].with_columns(rewards=pl.lit([0.0, 0.0, 0.0, 0.0]), pass_rate=pl.lit(0.0),
+                                          reward_std=pl.lit(0.0), n_untruncated=pl.lit(0, pl.Int32),
+                                          kept=pl.lit(False), reason=pl.lit("too_few_untruncated"))
+        m = {"reward": 0.0, "accuracy": 0.0, "tools/success_rate": 0.0, "tools/call_frequency": 0.0,
+             **filter_metrics(["too_few_untruncated"] * 2, [None] * 4)}
+        w.write_step(s, metrics=m, groups=groups, trajectories=t["trajectories"].with_columns(reward=pl.lit(0.0)))
+    w.finish()
+
+
+def test_health_cards_agree_on_a_zero_reward_run(tmp_path, monkeypatch):
+    _zero_reward_run(tmp_path / "zero")
+    at = app(tmp_path, monkeypatch, "views/1_overview.py")
+    no_errors(at)
+    assert metric(at, "groups dropped") == "100%"
+    cards = " ".join(m.value for m in at.markdown)
+    # 2 groups x 3 steps, every reward 0: all-wrong, whatever the filter dropped them for
+    assert "100% of groups (6 of 6) got the same reward in every rollout (0 all-correct, 6 all-wrong)" in cards
+    assert " 0% of groups" not in cards and "\n0% of groups" not in cards
+    assert "no tool calls" in cards and "of tool calls failed" not in cards  # success_rate 0 with no calls
+    assert "too few untruncated 2" in next(m.help for m in at.metric if m.label == "groups dropped")
+
+
+def test_unreadable_step_is_named(runs, tmp_path, monkeypatch):
+    shutil.copytree(runs / "on", tmp_path / "cut")
+    part = tmp_path / "cut" / "metrics" / "step=000000" / "part-0.parquet"
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])  # truncated
+    at = app(tmp_path, monkeypatch, "views/1_overview.py")
+    no_errors(at)
+    warn = next(w.value for w in at.warning if "Unreadable" in w.value)
+    assert "step 0 `metrics` (not a complete parquet file: `metrics/step=000000/part-0.parquet`)" in warn
+    at = app(tmp_path, monkeypatch, "views/2_curves.py")  # every page says it
+    assert any("step 0 `metrics`" in w.value for w in at.warning)

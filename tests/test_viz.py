@@ -114,3 +114,27 @@ def test_long_curves_are_thinned_after_smoothing():
     assert len(raw.x) == len(idx) and list(raw.x) == [float(i) for i in idx]
     # the smoothed line is the EMA over all 1000 steps, sampled at the kept steps (not an EMA of the kept ones)
     np.testing.assert_allclose(smooth.y, ema(ys, 0.5)[idx])
+
+
+def test_health_cards_read_the_groups_rewards_and_weight_tool_steps_by_calls():
+    from taorl.store.queries import same_reward_groups
+
+    # step 0: groups all-0, mixed, all-1; step 1: mixed, all-0 (dropped for truncation first)
+    g = pl.DataFrame({"step": [0, 0, 0, 1, 1],
+                      "rewards": [[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]})
+    per = same_reward_groups(g)
+    assert per.rows() == [(0, 3, 2, 1, 1), (1, 2, 1, 0, 1)]
+    m = pl.DataFrame({"step": [0, 1], "tao/groups_kept": [1.0, 1.0],
+                      "tao/groups_dropped/too_few_untruncated": [2.0, 1.0],
+                      # 3 calls per rollout at 1/3 success, then no calls (success_rate 0 by convention)
+                      "tools/success_rate": [1 / 3, 0.0], "tools/call_frequency": [3.0, 0.0]})
+    flags = {f.name: f for f in health_flags(m, groups=g)}
+    assert flags["zero-variance groups"].value == pytest.approx(3 / 5)
+    assert "(3 of 5)" in flags["zero-variance groups"].message
+    assert flags["tool failures"].value == pytest.approx(2 / 3)  # not the plain mean of 1 - (1/3, 0)
+    # without the groups: what the filter metrics say, named as such
+    flags = {f.name: f for f in health_flags(m)}
+    assert flags["zero-variance groups"].value == 0.0 and "dropped as" in flags["zero-variance groups"].message
+    none = pl.DataFrame({"step": [0], "tools/success_rate": [0.0], "tools/call_frequency": [0.0]})
+    tf = next(f for f in health_flags(none) if f.name == "tool failures")
+    assert tf.value is None and tf.ok and tf.message == "no tool calls"
