@@ -20,6 +20,9 @@ def test_config_loads_and_starts_with_its_command(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# taorl "), f"{path.name}: first line must be the command that runs it"
     assert path.name in first
+    from taorl.data import resolve_source
+
+    resolve_source(cfg.data.train)  # names a training set that exists (a missing file raises)
     if cfg.model.name == "smollm2-135m":  # CPU configs finish in minutes: small batches
         assert cfg.rollout.batch_prompts * cfg.rollout.group_size <= 32
         assert cfg.rollout.max_turn_tokens <= 256

@@ -34,7 +34,8 @@ def _as_text(value: Any) -> str | None:
 def _record_to_problem(rec: dict, where: str, default_id: str, source: str) -> Problem:
     for key in REQUIRED:
         if key not in rec or rec[key] is None:
-            raise UserError(f"{where}: missing field '{key}' ({_EXPECTED})")
+            raise UserError(f"{where}: missing field '{key}' ({_EXPECTED}; or name yours with "
+                            f"data.{key}_field=NAME)")
     problem = rec["problem"]
     if not isinstance(problem, str) or not problem.strip():
         raise UserError(f"{where}: field 'problem' must be a non-empty string, got {problem!r:.60}")
@@ -121,7 +122,8 @@ def read_parquet(path: str | Path, source: str | None = None) -> list[Problem]:
     for key in REQUIRED:
         if key not in df.columns:
             raise UserError(f"{path}: missing column '{key}' (has: {', '.join(df.columns)}); "
-                            "expected columns 'problem' and 'answer' ('id' optional)")
+                            f"expected columns 'problem' and 'answer' ('id' optional), or name yours with "
+                            f"data.{key}_field=NAME")
     if df.height == 0:
         raise UserError(f"{path}: no problems in the file (0 rows)")
     source = source or path.stem

@@ -104,6 +104,7 @@ class Source:
     split: str = "train"
     spec: TrainSetSpec | None = None
     note: str = ""
+    plain: bool = False  # a user's file named by its path: the strict problem/answer reader applies
 
     @property
     def local(self) -> bool:
@@ -146,7 +147,7 @@ def resolve_source(train: str, split: str = "train") -> Source:
     path = Path(text).expanduser()
     if path.suffix.lower() in DATA_SUFFIXES:
         if path.is_file():
-            return Source("file", str(path), [path])
+            return Source("file", str(path), [path], plain=True)
         parts = text.split("/")
         if len(parts) >= 3 and not text.startswith((".", "/", "~")):  # ORG/NAME/path/in/repo.parquet
             repo, inner = "/".join(parts[:2]), "/".join(parts[2:])
@@ -277,7 +278,7 @@ def load_train_set(data_cfg, *, limit: int | None = None) -> TrainSet:
                                  difficulty=data_cfg.difficulty, kinds=kinds)
     elif src.kind == "benchmark":  # kinds, difficulty, n_problems describe the generator: ignored here
         problems = load_benchmark(str(data_cfg.train))
-    elif src.kind in ("file", "offline_copy") and src.spec is None and not (pf or af) and len(src.paths) == 1:
+    elif src.plain and not (pf or af):
         from taorl.data.files import read_problem_file
 
         problems = read_problem_file(src.paths[0])  # a plain problem/answer file: the strict reader
