@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tmp" / "test-artifacts" / "dashboard"
 PAGES = ["overview", "curves", "groups", "boundaries", "tokens", "browser", "group", "tools", "benchmarks",
-         "ablation"]
+         "ablation", "experiment"]
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
 
@@ -68,6 +68,9 @@ def server(tmp_path_factory):
     write_synthetic_run(runs / "shaping-on", steps=40, trajectories_per_step=64, token_trajectories=8, seed=0)
     write_synthetic_run(runs / "shaping-off", steps=40, trajectories_per_step=64, token_trajectories=8, seed=1,
                         shaping=False)
+    from test_app_experiment import _experiment
+
+    _experiment(runs)  # runs/experiments/mini: an experiment folder (synthetic runs), for the Experiment page
     home = tmp_path_factory.mktemp("home")
     proc, url = start_server(runs, home)
     yield url, home
@@ -103,7 +106,15 @@ def test_every_page_in_chromium(server, tmp_path):
                 wait_rendered(page)
             if name not in ("tokens", "browser", "group"):
                 page.wait_for_selector(".js-plotly-plot", timeout=30000)
+            if name == "experiment":  # the experiment folder under runs/, picked in the sidebar
+                assert page.locator("[data-testid='stMain'] h1").first.inner_text() == "Experiment · mini"
+                page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
+                                       timeout=30000)  # two training curves and the held-out figure
+                assert page.locator("[data-testid='stDataFrame']").count() >= 2  # runs table, held-out table
             page.wait_for_timeout(400)
+            # a local research tool: no Deploy button, no developer items in the toolbar
+            if page.locator("[data-testid='stAppDeployButton']").count():
+                errors.append(f"{name}: a Deploy button is shown")
             bad = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
             if bad.count():
                 errors.append(f"{name}: {bad.first.inner_text()[:300]}")

@@ -34,6 +34,9 @@ from taorl.viz.style import label, run_colors
 
 sel = tao_ui.current()
 CURVES = ["reward", "tao/post_tool_entropy"]
+# metrics bounded to [0, 1] (rates; taorl's rewards are 0/1): their bands are clipped there, as in the report
+UNIT_RANGE = {"reward", "accuracy", "tools/success_rate", "tools/call_rate", "completions/clipped_ratio",
+              "tao/void_rate", "clip_ratio/high_mean", "clip_ratio/low_mean"}
 
 
 def _dur(s: float | None) -> str:
@@ -137,7 +140,8 @@ def curves(out: Path, arms: list[str], lrs: dict, colors: dict) -> None:
             frame = pl.concat(parts) if parts else pl.DataFrame(schema={"arm": pl.String, "seed": pl.Int64,
                                                                        "step": pl.Int64, "value": pl.Float64})
             return seed_band_figure(frame, arms, title=label(metric), smoothing=smoothing, colors=colors,
-                                    x_title="training step", seed_lines=True, max_points=300, height=330)
+                                    x_title="training step", seed_lines=True, max_points=300, height=330,
+                                    bounds=(0.0, 1.0) if metric in UNIT_RANGE else None)
         with cols[i % 2]:
             tao_ui.plot(tao_ui.cached_figure(("exp-curve", str(out), key, metric, smoothing), build),
                         key=f"exp-curve-{metric}")

@@ -39,21 +39,30 @@ def body(sel, lrs):
         st.info("No token rows yet: the trainer writes them for logging.token_traj_per_step rollouts per step.")
         return
     titles = " vs ".join(f"{n} (shaping {'on' if s[0] else 'off'})" for n, s in shaping.items())
-    tao_ui.plot(boundary_profile_figure(profiles, shaping, title=f"Mean entropy around tool returns · {titles}"),
-                key="b-profile")
+    key = tuple(lr.key for _, lr in runs)
+    tao_ui.plot(tao_ui.cached_figure(("b-profile", key, before, after, buckets), lambda: boundary_profile_figure(
+        profiles, shaping, title=f"Mean entropy around tool returns · {titles}")), key="b-profile")
     st.caption("x = 0 is the first model token after a tool output, −1 the last token before the call's "
                "output. Bands: 95% CI of the mean. Shaded: tokens the post-tool gate shapes "
                "(Ã = Â·(1 + a·g·Ĥ)).")
-    cols = st.columns(len(runs))
-    zmax = max((float(d["hi"].max() or 0) for d in profiles.values() if not d.is_empty()), default=None)
-    for col, (p, lr) in zip(cols, runs):
-        with col:
-            tao_ui.plot(boundary_heatmap_figure(_heat(lr.key, lr, before, after), zmax=zmax,
-                                                title=f"{sel.label(p)}: entropy by step × offset"),
-                        key=f"b-heat-{p}")
-    frames = {sel.label(p): lr.metrics() for p, lr in lrs.items()}
-    tao_ui.plot(post_tool_figure(frames, colors=sel.colors,
-                                 title="Post-tool tokens (solid) vs other tokens (dashed) over training"),
+    # below the fold, drawn when opened (each plotly chart costs the first paint ~0.2-0.3 s in the browser)
+    heat = st.expander("Entropy by training step × offset (heatmap)", key="b_heat_open", on_change="rerun",
+                       icon=":material/grid_on:")
+    if heat.open:
+        cols = heat.columns(len(runs))
+        zmax = max((float(d["hi"].max() or 0) for d in profiles.values() if not d.is_empty()), default=None)
+        for col, (p, lr) in zip(cols, runs):
+            with col:
+                tao_ui.plot(tao_ui.cached_figure(("b-heat", lr.key, before, after, zmax), lambda lr=lr, p=p: (
+                    boundary_heatmap_figure(_heat(lr.key, lr, before, after), zmax=zmax,
+                                            title=f"{sel.label(p)}: entropy by step × offset"))), key=f"b-heat-{p}")
+    post = st.expander("Post-tool tokens vs other tokens over training", key="b_post_open", on_change="rerun",
+                       icon=":material/timeline:")
+    if post.open:
+        frames = {sel.label(p): lr.metrics() for p, lr in lrs.items()}
+        with post:
+            tao_ui.plot(tao_ui.cached_figure(("b-post", tuple(lr.key for lr in lrs.values())), lambda: post_tool_figure(
+                frames, colors=sel.colors, title="Post-tool tokens (solid) vs other tokens (dashed) over training")),
                 key="b-post")
 
 
