@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> Path:
             report_to=[], use_cpu=True, bf16=False, disable_tqdm=False,
             **trl_loss_args(cfg.algo),  # TAO-RL: clip-higher 0.28, dual-clip 3, token-mean (dapo)
         )
-        rollout = TaoRollout(cfg)  # TAO-RL: the paper's turn format and taorl's sandbox
+        rollout = TaoRollout(cfg, progress=True)  # TAO-RL: the paper's turn format and taorl's sandbox
         trainer = TaoGRPOTrainer(  # TAO-RL: was GRPOTrainer
             model=model, processing_class=tok, reward_funcs=[boxed_answer_reward], args=args,
             train_dataset=data, rollout_func=rollout,

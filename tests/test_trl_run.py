@@ -165,3 +165,21 @@ def test_trl_run_opens_in_the_dashboard(trl_run, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert {m.label: m.value for m in at.metric}["step"] == "2"
+
+
+@pytest.mark.slow
+def test_example_script_on_smollm2(tmp_path):
+    """examples/trl_tao_grpo.py as a user runs it, on the real SmolLM2-135M (CPU, a few minutes)."""
+    import importlib.util
+    from pathlib import Path
+
+    from taorl.store import open_run
+
+    path = Path(__file__).parents[1] / "examples" / "trl_tao_grpo.py"
+    spec = importlib.util.spec_from_file_location("trl_tao_grpo", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["--model", "smollm2", "--steps", "1", "--max-completion", "128", "--out", str(tmp_path / "run")])
+    run = open_run(out)
+    assert run.last_step == 1 and run.status == "finished"
+    assert run.trajectories().height == 8 and run.tokens()["entropy"].is_not_nan().all()

@@ -169,3 +169,17 @@ def test_ppo_clip_with_delta_is_taorls_dual_clip():
     for b in range(2):  # row by row too (a sum could hide compensating errors)
         one, _ = policy_loss(logp[b:b + 1], old[b:b + 1], A[b:b + 1], mask[b:b + 1], algo.loss)
         assert float(one) == pytest.approx(float(trl_tok[b].mean()), rel=1e-6)
+
+
+def test_callback_refuses_a_used_run_directory(tmp_path):
+    """A run directory that already holds a run is refused when the callback is attached, before any
+    training, and the run in it is left as it was."""
+    from taorl.errors import UserError
+    from taorl.integrations.trl.callback import TaoRunCallback
+    from taorl.store import RunWriter
+
+    RunWriter(tmp_path / "run", tao_config(None)).finish()
+    before = (tmp_path / "run" / "manifest.json").read_bytes()
+    with pytest.raises(UserError, match="already holds a run"):
+        TaoRunCallback(tmp_path / "run").attach(object())
+    assert (tmp_path / "run" / "manifest.json").read_bytes() == before

@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 
 class TaoRunCallback(TrainerCallback):
     def __init__(self, run_dir: str | Path, tao: Config | str | dict | None = None, *,
-                 token_traj_per_step: int | None = None, entropy: bool = True, extra: dict | None = None):
+                 token_traj_per_step: int | None = None, entropy: bool = True, extra: dict | None = None,
+                 resume: bool = False):
         self.run_dir = Path(run_dir)
+        self.resume = resume  # continue a run directory (also when TRL resumes from a checkpoint)
         self.cfg = tao_config(tao)
         self.token_limit = token_traj_per_step if token_traj_per_step is not None \
             else self.cfg.logging.token_traj_per_step
@@ -47,13 +49,19 @@ class TaoRunCallback(TrainerCallback):
     # ---------------------------------------------------------------- wiring
     def attach(self, trainer) -> TaoRunCallback:
         """Record `trainer`'s batches and write its steps here. Returns self."""
+        from taorl.errors import UserError
+        from taorl.store._files import MANIFEST
+
+        if (self.run_dir / MANIFEST).exists() and not self.resume:
+            raise UserError(f"{self.run_dir}: already holds a run ({MANIFEST} exists); choose another run_dir "
+                            "or pass resume=True (TaoRunCallback) to continue it")
         self.trainer = trainer
         trainer.add_callback(self)
         if not hasattr(trainer, "tao_last"):  # a plain GRPOTrainer: capture its batches ourselves
             _wrap_plain(trainer, self)
         return self
 
-    def _open(self):
+    def _open(self, from_step: int | None = None):
         if self.writer is None:
             from taorl.store import RunWriter
 
@@ -62,12 +70,14 @@ class TaoRunCallback(TrainerCallback):
                      "tao_enabled": bool(getattr(tr, "tao_enabled", False)),
                      "model": getattr(getattr(tr.model, "config", None), "_name_or_path", None), **self.extra}
             cfg = self.cfg if extra["tao_enabled"] else _baseline(self.cfg)
-            self.writer = RunWriter(self.run_dir, cfg, extra=extra)
+            resume = self.resume or from_step is not None
+            self.writer = RunWriter(self.run_dir, cfg, extra=extra, resume=resume, from_step=from_step)
         return self.writer
 
     # ---------------------------------------------------------------- events
     def on_train_begin(self, args, state, control, **kwargs):
-        self._open()
+        # TRL resumed from a checkpoint at step k: the run directory continues at step k + 1
+        self._open(int(state.global_step) + 1 if state.global_step else None)
         print(f"taorl run directory: {self.run_dir}  (open it with: taorl dashboard {self.run_dir.parent})")
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -87,6 +97,11 @@ class TaoRunCallback(TrainerCallback):
         if self.writer is not None:
             self.writer.finish("finished")
             print(f"taorl run directory: {self.run_dir} ({len(self.steps_written)} steps)")
+
+    def fail(self) -> None:
+        """Mark the run failed (TaoGRPOTrainer.train calls this when training raises)."""
+        if self.writer is not None:
+            self.writer.finish("failed")
 
     def _flush(self, logs: dict | None = None) -> None:
         if self._pending is None:

@@ -60,6 +60,14 @@ class TaoGRPOTrainer(trl.GRPOTrainer):
 
             self.tao_run = TaoRunCallback(run_dir, self.tao).attach(self)
 
+    def train(self, *args, **kwargs):
+        try:
+            return super().train(*args, **kwargs)
+        except BaseException:
+            if self.tao_run is not None:
+                self.tao_run.fail()  # the run directory says so; its written steps stay readable
+            raise
+
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._tao_rewards = rewards
