@@ -10,7 +10,7 @@ import pytest
 
 from taorl.config import load_config
 from taorl.data import resolve_source
-from taorl.train.plan import GiB, KNOWN_CONFIGS, _build_config, count_params, make_plan, memory_estimate
+from taorl.train.plan import KNOWN_CONFIGS, GiB, _build_config, count_params, make_plan, memory_estimate
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -83,8 +83,11 @@ def test_memory_terms_by_hand():
 
 def test_dry_run_cli_exit_status_and_nothing_written(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "taorl.cli", "train", *a], capture_output=True,  # noqa: E731
-                                    text=True, timeout=180, cwd=tmp_path, env=env)
+
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "taorl.cli", "train", *a], capture_output=True, text=True,
+                              timeout=180, cwd=tmp_path, env=env, check=False)
+
     out = run(str(ROOT / "configs" / "qwen2.5-1.5b.yaml"), "--dry-run", "train.steps=7")
     assert out.returncode == 1, out.stderr[-2000:]
     assert "steps     7 steps" in out.stdout and "[STOP] CUDA" in out.stdout

@@ -114,13 +114,11 @@ def _load_from_hub(spec: BenchmarkSpec) -> list[Problem]:  # pragma: no cover - 
     if spec.hub_repo is None:
         raise UserError(f"benchmark '{spec.name}': only available from a local folder; set TAORL_DATA_DIR "
                         f"to a folder holding {spec.file}")
-    try:
-        import datasets
+    from taorl.data.hub import load_hub_rows  # fails in seconds, in one line, without a network
 
-        ds = datasets.load_dataset(spec.hub_repo, spec.hub_config, split=spec.hub_split)
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f"benchmark '{spec.name}': no local folder (set TAORL_DATA_DIR) and the hub dataset "
-                        f"{spec.hub_repo} could not be loaded ({type(e).__name__}: {e})") from None
+    ds = load_hub_rows(spec.hub_repo, what=f"benchmark '{spec.name}'", split=spec.hub_split, config=spec.hub_config,
+                       hint=f"set TAORL_DATA_DIR to a folder holding {spec.file} (one JSON object per line "
+                            "with problem and answer)")
     out = []
     for i, row in enumerate(ds):
         for key in (spec.problem_field, spec.answer_field):

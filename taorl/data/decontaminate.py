@@ -66,7 +66,8 @@ def held_out_names() -> list[str]:
     return [n for n in BENCHMARKS if n != "math_train"]
 
 
-def decontaminate(problems: list[Problem], benchmarks: list[str] | None = None) -> tuple[list[Problem], Decontamination]:
+def decontaminate(problems: list[Problem],
+                  benchmarks: list[str] | None = None) -> tuple[list[Problem], Decontamination]:
     """(problems minus those whose problem_key is a benchmark problem's, what was dropped)."""
     from taorl.data.benchmarks import BENCHMARKS, local_data_dir
     from taorl.data.files import read_jsonl

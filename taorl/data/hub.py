@@ -42,12 +42,14 @@ def unreachable_reason() -> str:
     return f"the hub ({endpoint()}) cannot be reached within {HUB_TIMEOUT_S:.0f} s"
 
 
-def load_hub_rows(repo: str, *, what: str, split: str = "train", config: str | None = None,
-                  data_files: str | None = None) -> list[dict]:  # pragma: no cover - the success path needs the network
-    """Every row of ``repo``'s ``split`` as dicts, via ``datasets.load_dataset`` (cached by it)."""
+def load_hub_rows(repo: str, *, what: str, split: str = "train", config: str | None = None,  # pragma: no cover
+                  data_files: str | None = None, hint: str | None = None) -> list[dict]:
+    """Every row of ``repo``'s ``split`` as dicts, via ``datasets.load_dataset`` (cached by it).
+    ``hint``: how to use a local copy instead (default: local_copy_hint)."""
+    hint = hint or local_copy_hint(repo)
     if not hub_offline() and not hub_reachable():
         raise UserError(f"{what}: not in the local data folder, and {unreachable_reason()}; "
-                        f"{local_copy_hint(repo)}")
+                        f"{hint}")
     try:
         import datasets
 
@@ -56,7 +58,7 @@ def load_hub_rows(repo: str, *, what: str, split: str = "train", config: str | N
         why = " ".join(str(e).split())[:200]
         if hub_offline():
             raise UserError(f"{what}: not in the local data folder, and {unreachable_reason()} "
-                            f"({type(e).__name__}); {local_copy_hint(repo)}") from None
+                            f"({type(e).__name__}); {hint}") from None
         raise UserError(f"{what}: the hub dataset {repo} (split {split!r}) could not be loaded "
                         f"({type(e).__name__}: {why})") from None
     return [dict(r) for r in ds]

@@ -32,8 +32,17 @@ from typing import Any
 
 from taorl.data.benchmarks import BENCHMARKS, load_benchmark, local_data_dir
 from taorl.data.decontaminate import decontaminate, problem_key
-from taorl.data.fields import (ANSWER_FIELDS, ID_FIELDS, PROBLEM_FIELDS, _MISSING, answer_text, lookup,
-                               pick_field, problem_text, strip_wrapper)
+from taorl.data.fields import (
+    _MISSING,
+    ANSWER_FIELDS,
+    ID_FIELDS,
+    PROBLEM_FIELDS,
+    answer_text,
+    lookup,
+    pick_field,
+    problem_text,
+    strip_wrapper,
+)
 from taorl.data.problem import Problem
 from taorl.errors import UserError
 
@@ -68,14 +77,15 @@ TRAIN_SETS: dict[str, TrainSetSpec] = {
             "simplelr_math_35/train)", "hkust-nlp/SimpleRL-Zoo-Data", "simplelr_qwen_level3to5/train.parquet",
             ("simplelr_math_35/train.parquet", "simplelr_math_35/train.jsonl",
              "hkust-nlp/SimpleRL-Zoo-Data/simplelr_qwen_level3to5/train.parquet"),
-            size="8,523 rows (unverified: a third-party script's check)", licence="Apache-2.0 (dataset card)",
+            size="~8.5k problems (8,523: unverified, a third-party script's check)",
+            licence="Apache-2.0 (dataset card)",
             offline_copy="train_math.jsonl",
             offline_note="MATH train levels 3-5, the same source; 5,000 problems"),
         TrainSetSpec(
             "dapo_math_17k", "DAPO-Math-17k (DAPO, ByteDance Seed / Tsinghua AIR)", "BytedTsinghua-SIA/DAPO-Math-17k",
             "data/dapo-math-17k.parquet",
             ("dapo_math_17k/train.parquet", "BytedTsinghua-SIA/DAPO-Math-17k/data/dapo-math-17k.parquet"),
-            size="~1.79M rows: ~17.4k distinct problems repeated (repeats dropped at load)",
+            size="~1.7M rows of ~17.4k distinct problems, each repeated (repeats dropped at load)",
             licence="Apache-2.0 (dataset card)", prefix=_DAPO_PREFIX, suffix=_DAPO_SUFFIX),
         TrainSetSpec(
             "deepscaler", "DeepScaleR-Preview-Dataset (AIME, AMC, Omni-MATH, STILL)",

@@ -30,19 +30,20 @@ PROMPT_TEMPLATE_TOKENS = 30  # chat template tokens around the system prompt and
 
 # config.json values of the hub models the shipped configs name, so a dry run sizes them before download
 KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
-    "Qwen/Qwen2.5-1.5B": dict(model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                              num_attention_heads=12, num_key_value_heads=2, vocab_size=151936,
-                              tie_word_embeddings=True, max_position_embeddings=131072),
-    "Qwen/Qwen2.5-7B": dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                            num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
-                            tie_word_embeddings=False, max_position_embeddings=131072),
-    "Qwen/Qwen3-4B-Base": dict(model_type="qwen3", hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
-                               num_attention_heads=32, num_key_value_heads=8, head_dim=128, vocab_size=151936,
-                               tie_word_embeddings=True, max_position_embeddings=32768),
+    "Qwen/Qwen2.5-1.5B": {"model_type": "qwen2", "hidden_size": 1536, "intermediate_size": 8960,
+                          "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
+                          "vocab_size": 151936, "tie_word_embeddings": True, "max_position_embeddings": 131072},
+    "Qwen/Qwen2.5-7B": {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944,
+                        "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+                        "vocab_size": 152064, "tie_word_embeddings": False, "max_position_embeddings": 131072},
+    "Qwen/Qwen3-4B-Base": {"model_type": "qwen3", "hidden_size": 2560, "intermediate_size": 9728,
+                           "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+                           "head_dim": 128, "vocab_size": 151936, "tie_word_embeddings": True,
+                           "max_position_embeddings": 32768},
     # SmolLM2-135M-Instruct (the built-in smollm2-135m before its one-time conversion)
-    "smollm2-135m": dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
-                         max_position_embeddings=8192),
+    "smollm2-135m": {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                     "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+                     "tie_word_embeddings": True, "max_position_embeddings": 8192},
 }
 SMOLLM2_VOCAB = 49152  # the SmolLM2 tokenizer the tiny models use
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
@@ -215,7 +216,8 @@ def gpu_total_bytes(gpu_gib: float | None = None) -> tuple[float, str]:
     return ASSUMED_GPU_GIB * GiB, f"assumed {ASSUMED_GPU_GIB:.0f} GiB (an H100 80 GB; no GPU here)"
 
 
-def memory_estimate(cfg, config, params: int, lora_params: int, seq_len: int, gpu_bytes: float) -> tuple[float, list[str]]:
+def memory_estimate(cfg, config, params: int, lora_params: int, seq_len: int,
+                    gpu_bytes: float) -> tuple[float, list[str]]:
     """(peak bytes, the formula with its numbers). All terms are upper-bound style estimates:
 
         static    = W + S + C        W weights: P x bytes(model.dtype) (4-bit: ~0.55 B/param)
@@ -286,7 +288,8 @@ def memory_estimate(cfg, config, params: int, lora_params: int, seq_len: int, gp
         rollout = reserve
         awake = 0.0 if rc.vllm.sleep_between_phases else reserve
         if not rc.vllm.sleep_between_phases:
-            lines.append("       vLLM stays awake while training (sleep_between_phases: false): R counts in both phases")
+            lines.append("       vLLM stays awake while training (sleep_between_phases: false): R counts in both "
+                         "phases")
     else:
         g = rc.gen_batch_size
         rollout = g * L * kv_tok + g * vocab * 4
@@ -371,7 +374,8 @@ def make_plan(cfg, config_label: str = "", gpu_gib: float | None = None) -> Plan
     if downloads:
         from taorl.data.hub import hub_reachable, unreachable_reason
 
-        size = f" (~{model.params * 2 / 1e9:.1f} GB of bf16 weights)" if model and model.download and model.params else ""
+        fetch_model = model is not None and model.download and model.params
+        size = f" (~{model.params * 2 / 1e9:.1f} GB of bf16 weights)" if fetch_model else ""
         say(f"download  would fetch {', '.join(downloads)} from the hub at the start{size}")
         plan.checks.append(Check(hub_reachable(), f"hub: {', '.join(downloads)} to download; " +
                                  ("the hub can be reached" if hub_reachable() else unreachable_reason())))
@@ -420,8 +424,9 @@ def make_plan(cfg, config_label: str = "", gpu_gib: float | None = None) -> Plan
     from taorl.train.trackers import PACKAGES
 
     for t in cfg.logging.report_to:
-        plan.checks.append(Check(_pkg(PACKAGES[t]), f"tracker {t}: " + ("installed" if _pkg(PACKAGES[t]) else
-                                                                          "not installed (pip install 'taorl[trackers]')")))
+        there = _pkg(PACKAGES[t])
+        plan.checks.append(Check(there, f"tracker {t}: " + ("installed" if there else
+                                                            "not installed (pip install 'taorl[trackers]')")))
     if tc.init_from == "sft":
         from taorl.train.primed import is_primed
 
