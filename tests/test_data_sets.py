@@ -208,3 +208,23 @@ def test_the_run_manifest_counts_what_was_dropped(data_dir, tmp_path):
     data = json.loads((tmp_path / "run" / "manifest.json").read_text())["extra"]["data"]
     assert data["train"] == str(f) and data["problems"] == 2 and data["kind"] == "file"
     assert data["decontamination"]["by_benchmark"] == {"math500": 1} and data["decontamination"]["dropped"] == 1
+
+
+def test_a_local_folder_and_the_hugging_face_cache(data_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "my-set"
+    (folder / "train").mkdir(parents=True)
+    pl.DataFrame({"problem": ["p1", "p2"], "answer": ["1", "2"]}).write_parquet(folder / "train" / "part-0.parquet")
+    assert [p.answer for p in load_train_set(_cfg(str(folder))).problems] == ["1", "2"]
+    # a file of the hub dataset already in the Hugging Face cache is read from there, with no network
+    cache = tmp_path / "hf"
+    snap = cache / "datasets--agentica-org--DeepScaleR-Preview-Dataset" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "deepscaler.json").write_text(json.dumps([{"problem": "Find 6*7.", "answer": "42", "solution": "..."}]))
+    (cache / "datasets--agentica-org--DeepScaleR-Preview-Dataset" / "refs").mkdir()
+    (cache / "datasets--agentica-org--DeepScaleR-Preview-Dataset" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    ts = load_train_set(_cfg("deepscaler"))
+    assert "Hugging Face cache" in ts.report["source"] and [p.answer for p in ts.problems] == ["42"]

@@ -130,6 +130,17 @@ def _split_files(folder: Path, split: str) -> list[Path]:
     return named or (files if len(files) == 1 else [])
 
 
+def _hub_cached(repo: str, filename: str) -> Path | None:
+    """The file of a hub dataset already in the Hugging Face cache (read with no network), else None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo, filename, repo_type="dataset")
+    except Exception:  # noqa: BLE001 - a cache we cannot read is a cache miss
+        return None
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
 def resolve_source(train: str, split: str = "train") -> Source:
     """Find where ``train`` (a data.train value) is read from: no data is read, the hub is not asked
     (except to test that it can be reached when a named set is not here)."""
@@ -145,6 +156,9 @@ def resolve_source(train: str, split: str = "train") -> Source:
         for rel in spec.local:
             if folder is not None and (folder / rel).is_file():
                 return Source("file", str(folder / rel), [folder / rel], spec=spec)
+        cached = _hub_cached(spec.hub_repo, spec.hub_file)
+        if cached is not None:
+            return Source("file", f"{cached} (Hugging Face cache of {spec.hub_repo})", [cached], spec=spec)
         from taorl.data.hub import hub_offline, hub_reachable, unreachable_reason
 
         copy = folder / spec.offline_copy if folder is not None and spec.offline_copy else None
@@ -163,10 +177,19 @@ def resolve_source(train: str, split: str = "train") -> Source:
             repo, inner = "/".join(parts[:2]), "/".join(parts[2:])
             if folder is not None and (folder / text).is_file():
                 return Source("file", str(folder / text), [folder / text])
+            cached = _hub_cached(repo, inner)
+            if cached is not None:
+                return Source("file", f"{cached} (Hugging Face cache of {repo})", [cached])
             return Source("hub", f"hub {repo}/{inner}", hub_repo=repo, hub_file=inner)
         raise UserError(f"{text}: no such file (data.train); expected a JSONL/Parquet file, a training set "
                         f"by name ({', '.join([*TRAIN_SETS, 'math_train'])}), 'procedural', a benchmark or a hub "
                         "dataset ORG/NAME (taorl data list shows what is here)")
+    if path.is_dir():  # a local folder of data files, laid out like a hub repository
+        files = _split_files(path, split)
+        if not files:
+            raise UserError(f"{path}: no data file of split {split!r} (expected {split}.parquet, "
+                            f"{split}-*.parquet or a {split}/ folder; set data.split)")
+        return Source("file", f"{path} ({len(files)} file(s) of split {split!r})", files, split=split)
     parts = text.split("/")
     if len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~")):  # ORG/NAME
         if folder is not None and (folder / text).is_dir():
