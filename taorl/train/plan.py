@@ -190,7 +190,14 @@ def resolve_data(cfg) -> DataInfo:
     src = resolve_source(cfg.data.train, cfg.data.split)
     if src.kind == "hub":
         return DataInfo(f"{src.label}: not here, read from the hub at the first run", download=src.hub_repo)
-    ts = load_train_set(cfg.data)
+    import logging
+
+    quiet = logging.getLogger("taorl.data")
+    level, quiet.level = quiet.level, logging.WARNING  # the note is part of the plan, not a second line
+    try:
+        ts = load_train_set(cfg.data)
+    finally:
+        quiet.setLevel(level)
     chars = max(len(p.problem) for p in ts.problems) + len(cfg.data.system_prompt)
     tokens = math.ceil(chars / CHARS_PER_TOKEN) + PROMPT_TEMPLATE_TOKENS
     return DataInfo(ts.summary().removeprefix(f"data {cfg.data.train}: "), len(ts.problems), tokens, note=src.note)
@@ -198,7 +205,15 @@ def resolve_data(cfg) -> DataInfo:
 
 # ----------------------------------------------------------------------------------------- memory
 def _gib(x: float) -> str:
-    return f"{x / GiB:.1f} GiB"
+    return f"{x / GiB:.1f} GiB" if x >= 0.1 * GiB else f"{x / 2**20:.1f} MiB"
+
+
+def _n(x: float) -> str:
+    """A count in words: 1.54e9 -> '1.54B', 4.88e6 -> '4.88M', 8192 -> '8.19k'."""
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.0f}"
 
 
 def gpu_total_bytes(gpu_gib: float | None = None) -> tuple[float, str]:
@@ -244,21 +259,23 @@ def memory_estimate(cfg, config, params: int, lora_params: int, seq_len: int,
     lines = []
     w_per = 0.55 if mc.load_in_4bit else b
     weights = params * w_per
-    lines.append(f"    W  weights            {params / 1e9:.3g}e9 params x {w_per:g} B ({mc.dtype}"
+    lines.append(f"    W  weights            {_n(params)} params x {w_per:g} B ({mc.dtype}"
                  f"{', 4-bit' if mc.load_in_4bit else ''}) = {_gib(weights)}")
     if mc.lora.enabled:
         states = lora_params * 16
-        lines.append(f"    S  LoRA states        {lora_params / 1e6:.3g}e6 adapter params (r={mc.lora.r}) x 16 B "
+        lines.append(f"    S  LoRA states        {_n(lora_params)} adapter params (r={mc.lora.r}) x 16 B "
                      f"(fp32 weight + grad + 2 AdamW moments) = {_gib(states)}")
         grads_train = 0.0
     else:
         opt = 2 * params * b
         grads_train = params * b
         states = opt
-        lines.append(f"    S  AdamW moments      2 x {params / 1e9:.3g}e9 x {b} B = {_gib(opt)}  (+ grads "
-                     f"{params / 1e9:.3g}e9 x {b} B = {_gib(grads_train)} while training)")
+        lines.append(f"    S  AdamW moments      2 x {_n(params)} x {b} B = {_gib(opt)}  (+ grads "
+                     f"{_n(params)} x {b} B = {_gib(grads_train)} while training)")
     static = weights + states + CUDA_OVERHEAD
-    lines.append(f"    C  CUDA context/slack  {_gib(CUDA_OVERHEAD)}")
+    lines.append(f"    C  overhead           {_gib(CUDA_OVERHEAD)} ("
+                 + ("CUDA context, workspaces, allocator slack)" if rc.engine == "vllm" or mc.backend == "unsloth"
+                    else "torch runtime and allocator slack)"))
     m, L = cfg.train.micro_batch_size, seq_len
     ab = b if mc.dtype != "float32" else 4
     layer_act = m * L * (8 * h + 3 * inter) * ab
@@ -280,7 +297,7 @@ def memory_estimate(cfg, config, params: int, lora_params: int, seq_len: int,
             mc.dtype if rc.vllm.dtype == "auto" else rc.vllm.dtype]
         room = max(reserve - vllm_w, 0.0)
         seqs = int(room // (kv_tok * L)) if L else 0
-        lines.append(f"    R  vLLM ({rc.vllm.mode})      gpu_memory_utilization {rc.vllm.gpu_memory_utilization} x "
+        lines.append(f"    R  {'vLLM ' + rc.vllm.mode:<18} gpu_memory_utilization {rc.vllm.gpu_memory_utilization} x "
                      f"{_gib(gpu_bytes)} = {_gib(reserve)}"
                      + (f" (its own weights {_gib(vllm_w)}" if vllm_w else " (weights shared with the trainer")
                      + f"; KV {kv_tok / 2**10:.0f} KiB/token: room for ~{seqs} sequences of {L} tokens at once, "
@@ -294,10 +311,10 @@ def memory_estimate(cfg, config, params: int, lora_params: int, seq_len: int,
         g = rc.gen_batch_size
         rollout = g * L * kv_tok + g * vocab * 4
         awake = 0.0
-        lines.append(f"    R  hf generation      KV cache {g} seqs x {L} tokens x {kv_tok / 2**10:.0f} KiB + logits "
+        lines.append(f"    R  hf generation      KV cache {g} seqs x {L} tokens x {kv_tok / 2**10:.1f} KiB + logits "
                      f"= {_gib(rollout)}")
     peak = static + max(train + awake, rollout)
-    lines.append(f"    peak = W + S + C + max(train {_gib(train + awake)}, rollout {_gib(rollout)}) = {_gib(peak)}")
+    lines.append(f"    peak = W + S + C + max(train A{' + grads' if grads_train else ''} {_gib(train + awake)}, rollout {_gib(rollout)}) = {_gib(peak)}")
     return peak, lines
 
 
@@ -326,9 +343,9 @@ def make_plan(cfg, config_label: str = "", gpu_gib: float | None = None) -> Plan
     mode = (f"LoRA r={mc.lora.r} alpha={mc.lora.alpha} on {', '.join(mc.lora.target_modules)}"
             if mc.lora.enabled else "full fine-tuning")
     if model is not None:
-        size = f"{model.params / 1e9:.3g}e9 parameters" if model.params else "size unknown"
+        size = f"{_n(model.params)} parameters" if model.params else "size unknown"
         if mc.lora.enabled and model.lora_params:
-            size += f", {model.lora_params / 1e6:.3g}e6 trained (LoRA)"
+            size += f", {_n(model.lora_params)} trained (LoRA)"
         say(f"model     {mc.name}: {size}; {model.where}")
     say(f"training  {mode}; {mc.dtype} weights; backend {mc.backend}"
         f"{', gradient checkpointing' if mc.gradient_checkpointing else ''}")
@@ -362,8 +379,8 @@ def make_plan(cfg, config_label: str = "", gpu_gib: float | None = None) -> Plan
     say(f"tokens    per rollout <= {seq} (prompt <= {prompt_cap} {est} at {CHARS_PER_TOKEN} chars/token + "
         f"max_response_tokens {rc.max_response_tokens}, capped by max_seq_len {mc.max_seq_len}; "
         f"{rc.max_turns} turns of <= {rc.max_turn_tokens})")
-    say(f"          per step <= {sampled * rc.group_size * rc.max_response_tokens / 1e6:.3g}e6 tokens generated, "
-        f"<= {rc.batch_prompts * rc.group_size * seq / 1e6:.3g}e6 tokens in the training forward/backward")
+    say(f"          per step <= {_n(sampled * rc.group_size * rc.max_response_tokens)} tokens generated, "
+        f"<= {_n(rc.batch_prompts * rc.group_size * seq)} tokens in the training forward/backward")
     if prompt_cap + rc.max_response_tokens > mc.max_seq_len:
         plan.checks.append(Check(False, f"model.max_seq_len {mc.max_seq_len} < longest prompt ~{prompt_cap} + "
                                         f"max_response_tokens {rc.max_response_tokens}: the longest rollouts "
