@@ -325,3 +325,14 @@ def test_unreadable_step_is_named(runs, tmp_path, monkeypatch):
     assert "step 0 `metrics` (not a complete parquet file: `metrics/step=000000/part-0.parquet`)" in warn
     at = app(tmp_path, monkeypatch, "views/2_curves.py")  # every page says it
     assert any("step 0 `metrics`" in w.value for w in at.warning)
+
+
+def test_entropy_page_draws_below_the_fold_on_demand(runs, monkeypatch):
+    at = app(runs, monkeypatch, "views/4_boundaries.py", {"run": "on"})
+    no_errors(at)
+    assert len(at.get("plotly_chart")) == 1  # the profile; the heatmap and the post-tool figure wait
+    at.session_state["b_heat_open"] = True
+    at.session_state["b_post_open"] = True
+    at.run()
+    no_errors(at)
+    assert len(at.get("plotly_chart")) == 3

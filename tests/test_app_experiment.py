@@ -7,6 +7,7 @@ here from the Parquet files and by hand."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -108,7 +109,7 @@ def test_runs_table_state_step_eta(experiment, monkeypatch):
     assert row["held-out"] == "2 / 3"  # after 0 and 3 steps of [0, 3, 6]
     # ETA: 2 steps left × the median gap between its published steps' wall times
     wall = _metrics(out / "runs" / "tao" / "seed-2").group_by("step").agg(pl.col("wall_s").first()).sort("step")["wall_s"]
-    pace = statistics.median([b - a for a, b in zip(wall, wall[1:])])
+    pace = statistics.median([b - a for a, b in itertools.pairwise(wall)])
     assert row["s / step"] == f"{pace:.1f}"
     eta = 2 * pace
     assert row["ETA"] == (f"{eta:.0f} s" if eta < 90 else f"{eta / 60:.0f} min" if eta < 5400 else f"{eta / 3600:.1f} h")

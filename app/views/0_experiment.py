@@ -164,8 +164,10 @@ def heldout(out: Path, spec: dict, arms: list[str], held: pl.DataFrame, colors: 
         next((m for m in metrics if m.startswith("heldout/avg@")), metrics[0])
     metric = st.selectbox("held-out metric", metrics, index=metrics.index(primary), key="exp_heldout_metric",
                           format_func=lambda m: m.removeprefix("heldout/"))
-    rate = "tokens" not in metric
     part = held.filter(pl.col("metric") == metric)
+    # a rate (avg@n, pass@k, tool rates) is shown in %; counts such as response tokens or calls per rollout are not
+    rate = ("tokens" not in metric and "per_rollout" not in metric
+            and float(part["value"].min()) >= 0.0 and float(part["value"].max()) <= 1.0)
     key = ("exp-heldout", str(out), len(held), float(held["value"].sum()), metric)
     tao_ui.plot(tao_ui.cached_figure(key, lambda: seed_band_figure(
         part, arms, title=f"Held-out {metric.removeprefix('heldout/')}", percent=rate, colors=colors,

@@ -23,6 +23,7 @@ Nothing here trains, evaluates or recomputes the report: it lists what is on dis
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import statistics
@@ -207,5 +208,5 @@ def step_time(wall_s: Sequence[float | None], last: int = 10) -> float | None:
     if len(w) == 1:
         return w[0] if w[0] > 0 else None
     tail = w[-(last + 1):]
-    gaps = [b - a for a, b in zip(tail, tail[1:]) if b >= a]
+    gaps = [b - a for a, b in itertools.pairwise(tail) if b >= a]
     return statistics.median(gaps) if gaps else None
