@@ -42,6 +42,24 @@ def unreachable_reason() -> str:
     return f"the hub ({endpoint()}) cannot be reached within {HUB_TIMEOUT_S:.0f} s"
 
 
+def download_hub_file(repo: str, filename: str, *, what: str) -> str:  # pragma: no cover - needs the network
+    """One file of a hub dataset, downloaded once into the Hugging Face cache (where
+    taorl.data.train_sets finds it offline afterwards); returns its local path."""
+    if hub_offline() or not hub_reachable():
+        raise UserError(f"{what}: not in the local data folder, and {unreachable_reason()}; "
+                        f"{local_copy_hint(repo)}")
+    import logging
+
+    from huggingface_hub import hf_hub_download
+
+    logging.getLogger("taorl.data").info(f"{what}: downloading {repo}/{filename} once into the Hugging Face cache")
+    try:
+        return hf_hub_download(repo, filename, repo_type="dataset")
+    except Exception as e:  # noqa: BLE001 - the library raises many kinds; the user needs one line
+        why = " ".join(str(e).split())[:200]
+        raise UserError(f"{what}: {repo}/{filename} could not be downloaded ({type(e).__name__}: {why})") from None
+
+
 def load_hub_rows(repo: str, *, what: str, split: str = "train", config: str | None = None,  # pragma: no cover
                   data_files: str | None = None, hint: str | None = None) -> list[dict]:
     """Every row of ``repo``'s ``split`` as dicts, via ``datasets.load_dataset`` (cached by it).

@@ -321,11 +321,14 @@ def load_train_set(data_cfg, *, limit: int | None = None) -> TrainSet:
         if src.kind == "offline_copy":  # a taorl-layout file: problem / answer, no wrapper
             records, prefix, suffix = _file_records(src.paths[0]), "", ""
         elif src.kind == "hub":
-            from taorl.data.hub import load_hub_rows
+            from taorl.data.hub import download_hub_file, load_hub_rows
 
-            rows = load_hub_rows(src.hub_repo, what=f"data.train={data_cfg.train}", split=src.split,
-                                 data_files=src.hub_file)
-            records = ((f"{src.hub_repo} row {i}", r) for i, r in enumerate(rows))
+            what = f"data.train={data_cfg.train}"
+            if src.hub_file:  # one file: downloaded into the HF cache and read like a local one
+                records = _file_records(Path(download_hub_file(src.hub_repo, src.hub_file, what=what)))
+            else:
+                rows = load_hub_rows(src.hub_repo, what=what, split=src.split)
+                records = ((f"{src.hub_repo} row {i}", r) for i, r in enumerate(rows))
             prefix, suffix = (spec.prefix, spec.suffix) if spec else ("", "")
         else:
             records = (wr for p in src.paths for wr in _file_records(p))
