@@ -12,12 +12,17 @@ Where a named set is read from, first match wins (the data folder is $TAORL_DATA
 1. the folder, in the released code's layout: ``<folder>/simplelr_math_35/train.parquet``;
 2. the folder, in the hub's layout (``hf download ORG/NAME --repo-type dataset --local-dir <folder>/ORG/NAME``):
    ``<folder>/hkust-nlp/SimpleRL-Zoo-Data/simplelr_qwen_level3to5/train.parquet``;
-3. the hub via ``datasets.load_dataset`` (and its cache), unless offline (taorl.data.hub);
-4. offline, a set with an ``offline_copy`` reads that file of the folder instead, saying so
+3. the Hugging Face cache, when its hub file was downloaded before (read with no network);
+4. the hub: the one file, downloaded into that cache (``hf_hub_download``; taorl.data.hub), unless
+   offline or unreachable;
+5. then a set with an ``offline_copy`` reads that file of the folder instead, saying so
    (simplelr_math_35 -> train_math.jsonl: MATH train levels 3-5, the same source, 5,000 problems).
+A bare ``ORG/NAME`` is read from ``<folder>/ORG/NAME/`` (the split's files) or with
+``datasets.load_dataset(ORG/NAME, split=data.split)``.
 
 Every set is then mapped to problems (taorl.data.fields), answers normalised for the grader,
-repeated problems dropped (counted), and, unless data.decontaminate=false, problems that are also
+repeated problems dropped (counted; a plain problem/answer file named by its path is taken as
+written), and, unless data.decontaminate=false, problems that are also
 held-out benchmark problems dropped (counted; taorl.data.decontaminate). The hub facts in the table
 were checked against the public dataset pages where the search could reach them; the rest says
 "unverified" (data/README.md).
