@@ -34,13 +34,11 @@ browser-deps:
 	  apt-get update -qq && apt-get install -y -qq chromium bubblewrap >/dev/null; fi
 
 # Interpreter for model-written tool code: Debian's python3 + numpy + sympy in a world-readable venv
-# (uid 65534 must exec it; root's pyenv/.venv cannot be). taorl.tools.sandbox finds it here.
-TOOL_VENV ?= .cache/tool-venv
+# that tool code's uid can reach: .cache/tool-venv, or /opt/taorl/tool-venv-<pins hash> for a
+# checkout in a 0700 directory or under /tmp (taorl/tools/tool_venv.py; the sandbox finds it there
+# and refuses to start without it, rather than run tool code without numpy and sympy).
 tool-venv:
-	@test -x $(TOOL_VENV)/bin/python || (umask 022 && /usr/bin/python3 -m venv $(TOOL_VENV) && \
-	  $(TOOL_VENV)/bin/pip install -q numpy==2.4.6 sympy==1.14.0 mpmath==1.3.0) || \
-	  echo "tool-venv: not built (needs /usr/bin/python3 with venv); the sandbox falls back to /usr/bin/python3"
-	@chmod -R o+rX $(TOOL_VENV) 2>/dev/null || true
+	@/usr/bin/python3 taorl/tools/tool_venv.py || echo "tool-venv: not built (see above); the sandbox needs tool.python then"
 
 # verl plugin (docs/verl.md): verl 0.9.1 + taorl in their own venv, so .venv stays verl-free. About
 # 2.5 min on a 2-core CPU; no CUDA (torch is the CPU wheel). The contract tests run in it.

