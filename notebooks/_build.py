@@ -722,4 +722,9 @@ fig
            "and each does on a real batch exactly what its formula says. On the tiny profile the training arms "
            "only show the plumbing, on `laptop` two steps of real numbers; on the full profile compare accuracy and entropy curves across the five arms.")),
 ])
+# ------------------------------------------------------------------------------------------ 10
+from _nb10 import cells as _nb10_cells  # noqa: E402  (the cells live beside this file: notebooks/_nb10.py)
+
+notebook("10_dose_response", _nb10_cells(header, PARAMS))
+
 print("notebooks written to", HERE)

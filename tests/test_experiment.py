@@ -44,7 +44,7 @@ def test_t_table_against_the_density():
     for df in (1, 2, 3, 5, 10, 30):
         t = t975(df)
         c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
-        f = lambda x: c * (1 + x * x / df) ** (-(df + 1) / 2)  # noqa: E731
+        f = lambda x: c * (1 + x * x / df) ** (-(df + 1) / 2)
         n = 20000
         h = t / n
         area = h / 3 * (f(0) + f(t) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, n)))
@@ -188,7 +188,11 @@ def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
     assert rep["paired"]["tao"][m]["mean"] == pytest.approx(sum(diffs) / 2)
     md = (out / "report" / "report.md").read_text()
     assert "## Paired differences with `grpo`" in md and "| tao |" in md
-    assert set(rep["figures"]) == {"heldout", "reward", "paired"}
+    assert set(rep["figures"]) >= {"heldout", "reward", "paired", "calls"}
+    # what the runs did with the tool (taorl.experiment.calls), held-out and in training
+    assert {"heldout/calls_per_rollout", "heldout/calls=0/share", "heldout/calls=1/accuracy"} <= set(held["metric"])
+    assert "calls/calls_per_rollout" in set(s.filter(pl.col("source") == "train")["metric"])
+    assert "## Held-out accuracy by number of tool calls" in md and "dose" not in rep["figures"]
 
     # a second call trains and evaluates nothing
     manifest = (out / "runs" / "tao" / "seed-1" / "manifest.json").read_text()
@@ -226,7 +230,8 @@ def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
 def test_shipped_experiment_files_load(path):
     spec = load_experiment(path)
     assert path.read_text().startswith(f"# taorl experiment configs/experiments/{path.name}")
-    assert spec.baseline_arm == "grpo-tir" and set(spec.arms) == {"grpo-tir", "filters-only", "tao-rl"}
+    # the three arms of every shipped comparison (the dose-response file adds arms with a larger a)
+    assert spec.baseline_arm == "grpo-tir" and {"grpo-tir", "filters-only", "tao-rl"} <= set(spec.arms)
     base = spec.run_config("grpo-tir", 0)
     assert not base.algo.shaping.enabled and not base.algo.filter.group.enabled and not base.algo.filter.tool.enabled
     assert spec.run_config("tao-rl", 0).algo.shaping.enabled
@@ -243,3 +248,35 @@ def test_rate_intervals_shown_inside_0_100():
     assert _pct(d, rate=True) == "95.8 % [90.7, 100.0]"          # a rate: clipped at 100 %
     assert _pct(d) == "95.8 % [90.7, 101.0]"                     # a difference: as computed
     assert _pct({"mean": 0.02, "low": -0.03, "high": 0.07, "n": 3}, rate=True) == "2.0 % [0.0, 7.0]"
+
+
+def test_call_metrics_by_hand():
+    from taorl.experiment.calls import call_metrics_from
+
+    statuses = [[], ["ok"], ["runtime_error", "ok"], ["syntax_error", "runtime_error", "ok", "ok"], ["timeout"]]
+    rewards = [0.0, 1.0, 1.0, 0.0, 0.0]
+    m = call_metrics_from(statuses, rewards)
+    assert m["calls_per_rollout"] == (0 + 1 + 2 + 4 + 1) / 5
+    assert m["error_rollouts"] == 3 / 5
+    assert m["calls_after_error"] == (1 + 3 + 0) / 3       # calls after each rollout's first failure
+    assert m["recovered"] == 2 / 3                          # an ok call after it: rollouts 2 and 3
+    assert m["calls=0/share"] == 0.2 and m["calls=0/accuracy"] == 0.0
+    assert m["calls=1/share"] == 0.4 and m["calls=1/accuracy"] == 0.5
+    assert m["calls=2/accuracy"] == 1.0 and m["calls=3+/accuracy"] == 0.0
+    assert math.isnan(call_metrics_from([["ok"]], [1.0])["calls_after_error"])
+
+
+def test_dose_rows_pair_each_arm_with_a_zero(tmp_path):
+    from taorl.experiment.dose import arm_doses, dose_rows, is_dose_response
+
+    exp = _write(tmp_path, BASE.replace("  tao: []", "  a0: [algo.shaping.enabled=false]\n  tao: []\n"
+                                                     "  a3: [algo.shaping.coef=0.3]"))
+    spec = load_experiment(exp)
+    assert arm_doses(spec)["grpo"] == {"a": 0.0, "shaping": False, "filters": False}
+    assert is_dose_response(spec) and [arm_doses(spec)[a]["a"] for a in ("a0", "tao", "a3")] == [0.0, 0.01, 0.3]
+    held = pl.DataFrame({"arm": ["a0", "a0", "tao", "tao", "a3", "a3"], "seed": [0, 1] * 3, "step": [5] * 6,
+                         "metric": ["heldout/avg@2"] * 6, "value": [0.5, 0.6, 0.55, 0.7, 0.4, 0.6]})
+    rows = dose_rows(spec, held, "heldout/avg@2", 5)
+    assert [r["arm"] for r in rows] == ["a0", "tao", "a3"] and rows[0]["delta"] is None
+    assert rows[1]["delta"]["mean"] == pytest.approx((0.05 + 0.1) / 2)
+    assert rows[2]["delta"]["per_seed"] == pytest.approx({0: -0.1, 1: 0.0})

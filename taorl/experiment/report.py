@@ -29,6 +29,13 @@ from taorl.experiment.stats import Interval, mean_interval, paired_difference
 
 TRAIN_METRICS = ["reward", "tao/groups_kept", "train/trained_rollouts", "tools/call_rate", "tools/success_rate",
                  "completions/mean_length", "tao/post_tool_entropy", "perf/step_s"]
+# what the shaping did (issue 24): entropies, the factor (1 + a·Ĥ) on gated tokens, the tool use of the
+# training rollouts ("calls/*": taorl.experiment.calls from the runs' trajectories tables)
+SHAPING_METRICS = ["tao/post_tool_entropy", "tao/other_entropy", "tao/shaping_factor_mean", "tao/shaping_factor_std",
+                   "tools/call_frequency", "calls/error_rollouts", "calls/calls_after_error", "calls/recovered"]
+# the same for the held-out rollouts (taorl.experiment.runner.heldout_metrics; absent in older experiments)
+HELDOUT_CALL_METRICS = ["heldout/calls_per_rollout", "heldout/error_rollouts", "heldout/calls_after_error",
+                        "heldout/recovered"]
 
 
 def load_summary(out: Path, spec: ExperimentSpec) -> pl.DataFrame:
@@ -51,6 +58,10 @@ def load_summary(out: Path, spec: ExperimentSpec) -> pl.DataFrame:
             frames.append(m.select(pl.lit(arm).alias("arm"), pl.lit(seed, pl.Int64).alias("seed"),
                                    pl.col("step").cast(pl.Int64), pl.col("name").alias("metric"),
                                    pl.col("value").cast(pl.Float64), pl.lit("train").alias("source")))
+            calls = _train_call_metrics(d)
+            if calls is not None:
+                frames.append(calls.select(pl.lit(arm).alias("arm"), pl.lit(seed, pl.Int64).alias("seed"), "step",
+                                           "metric", "value", pl.lit("train").alias("source")))
     schema = {"arm": pl.String, "seed": pl.Int64, "step": pl.Int64, "metric": pl.String, "value": pl.Float64,
               "source": pl.String}
     if not frames:
@@ -60,13 +71,59 @@ def load_summary(out: Path, spec: ExperimentSpec) -> pl.DataFrame:
     return df.sort(pl.col("arm").replace_strict(order, return_dtype=pl.Int64), "seed", "source", "metric", "step")
 
 
+def _train_call_metrics(d: Path) -> pl.DataFrame | None:
+    """step, metric ("calls/<name>"), value: taorl.experiment.calls of each training step's rollouts."""
+    from taorl.experiment.calls import call_metrics_from
+    from taorl.store import open_run
+
+    try:
+        t = open_run(d).trajectories(columns=["statuses", "reward"])
+    except Exception:  # noqa: BLE001 - an older or partial run: the report goes on without them
+        return None
+    if t.is_empty():
+        return None
+    rows = []
+    for (step,), g in t.group_by("step", maintain_order=True):
+        for k, v in call_metrics_from([list(x or []) for x in g["statuses"].to_list()], g["reward"].to_list()).items():
+            rows.append((int(step), f"calls/{k}", float(v)))
+    return pl.DataFrame(rows, schema={"step": pl.Int64, "metric": pl.String, "value": pl.Float64}, orient="row")
+
+
 def _per_seed(df: pl.DataFrame, arm: str, metric: str, step: int) -> dict[int, float]:
     p = df.filter((pl.col("arm") == arm) & (pl.col("metric") == metric) & (pl.col("step") == step))
     return {int(s): float(v) for s, v in zip(p["seed"], p["value"])}
 
 
+def _nan(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _shaping(tr: pl.DataFrame) -> dict:
+    """Per arm (tr: its training metrics): for each of SHAPING_METRICS the interval over seeds of each
+    run's mean over its steps; the factor's extremes (each run's min and max over its steps); and the
+    post-tool entropy over the first and the last quarter of the steps (each run's mean, then seeds)."""
+    out: dict = {}
+    for m in SHAPING_METRICS:
+        per_run = tr.filter(pl.col("metric") == m).drop_nulls("value").filter(pl.col("value").is_not_nan())
+        per_run = per_run.group_by("seed").agg(pl.col("value").mean())
+        if not per_run.is_empty():
+            out[m] = _iv(mean_interval(per_run["value"].to_list()))
+    for m, agg in (("tao/shaping_factor_min", pl.col("value").min()), ("tao/shaping_factor_max", pl.col("value").max())):
+        per_run = tr.filter(pl.col("metric") == m).group_by("seed").agg(agg)
+        if not per_run.is_empty():
+            out[m] = _iv(mean_interval(per_run["value"].to_list()))
+    ent = tr.filter(pl.col("metric") == "tao/post_tool_entropy")
+    if not ent.is_empty():
+        last = int(ent["step"].max())
+        q = max(1, (last + 1) // 4)
+        for name, sel in (("first", pl.col("step") < q), ("last", pl.col("step") > last - q)):
+            per_run = ent.filter(sel).group_by("seed").agg(pl.col("value").mean())
+            out[f"post_tool_entropy_{name}_quarter"] = _iv(mean_interval(per_run["value"].to_list()))
+    return out
+
+
 def _iv(iv: Interval) -> dict:
-    nan = lambda x: None if x is None or (isinstance(x, float) and math.isnan(x)) else x  # noqa: E731
+    nan = lambda x: None if x is None or (isinstance(x, float) and math.isnan(x)) else x
     return {"mean": nan(iv.mean), "low": nan(iv.low), "high": nan(iv.high), "n": iv.n, "std": nan(iv.std)}
 
 
@@ -100,6 +157,9 @@ def analyse(spec: ExperimentSpec, summary: pl.DataFrame) -> dict:
             per_run = tr.filter(pl.col("metric") == m).group_by("seed").agg(pl.col("value").mean())
             if not per_run.is_empty():
                 a["train"][m] = _iv(mean_interval(per_run["value"].to_list()))
+        a["shaping"] = _shaping(tr)
+        a["calls"] = {m: _iv(mean_interval(list(_per_seed(held, arm, m, final).values())))
+                      for m in HELDOUT_CALL_METRICS} if final is not None else {}
         a["runs_done"] = sorted(int(s) for s in held.filter((pl.col("arm") == arm) & (pl.col("step") == final))
                                 ["seed"].unique()) if final is not None else []
         res["arms"][arm] = a
@@ -110,6 +170,16 @@ def analyse(spec: ExperimentSpec, summary: pl.DataFrame) -> dict:
             for m in heldout_metrics:
                 iv, d = paired_difference(_per_seed(held, arm, m, final), _per_seed(held, base, m, final))
                 res["paired"][arm][m] = {**_iv(iv), "per_seed": d}
+    if final is not None:
+        from taorl.experiment.dose import calls_rows, dose_rows, is_dose_response
+
+        res["calls_by_n"] = [{"arm": r["arm"], "calls": r["calls"], "share": _iv(r["share"]),
+                              "accuracy": _iv(r["accuracy"])} for r in calls_rows(spec, held, final)]
+        if is_dose_response(spec):
+            res["dose"] = [{**r, "mean": _nan(r["mean"]), "low": _nan(r["low"]), "high": _nan(r["high"]),
+                            "delta": None if r["delta"] is None else {k: _nan(v) if isinstance(v, float) else v
+                                                                      for k, v in r["delta"].items()}}
+                           for r in dose_rows(spec, held, primary, final)]
     res["pairs"] = {}
     others = [a for a in spec.arms if a != base]
     if final is not None:
@@ -221,6 +291,7 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
           "| arm | " + " | ".join(TRAIN_METRICS) + " |", "|---|" + "---|" * len(TRAIN_METRICS)]
     for arm, a in res["arms"].items():
         L.append(f"| {arm} | " + " | ".join(_num(a["train"].get(m)) for m in TRAIN_METRICS) + " |")
+    L += _mechanism_markdown(spec, res)
     L += ["", "## Figures", ""]
     for name, caption in meta["figures"]:
         png = Path("figures") / f"{name}.png"
@@ -233,6 +304,78 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
     for r in meta["runs"]:
         L.append(f"| {r['arm']} | {r['seed']} | `{r['dir']}` | {r['status']} | {r['steps']} | {r['wall']} |")
     return "\n".join(L) + "\n"
+
+
+def _mechanism_markdown(spec: ExperimentSpec, res: dict) -> list[str]:
+    """The dose-response table (when the arms vary a), what the shaping did in training, the
+    held-out tool use and the held-out accuracy by number of calls (issue 24)."""
+    from taorl.experiment.dose import arm_doses
+
+    doses = arm_doses(spec)
+    primary = res["primary"].removeprefix("heldout/")
+    final = res["final_step"]
+    L: list[str] = []
+    if res.get("dose"):
+        L += ["", f"## Dose-response after {final} steps: the shaping coefficient a, filters on in every arm", "",
+              "a = 0 is filters only, a = 0.01 the paper's TAO-RL; Δ is the paired difference with the a = 0 arm "
+              "(same seed).", "", f"| a | arm | {primary} | Δ {primary} vs a = 0 | Δ per seed | reading |",
+              "|---|---|---|---|---|---|"]
+        for r in res["dose"]:
+            d = r["delta"]
+            per = ", ".join(f"{s}: {100 * v:+.1f}" for s, v in sorted(d["per_seed"].items())) if d else ""
+            reading = verdict(d, f"`{d['vs']}`") if d else "(the reference)"
+            L.append(f"| {r['a']:g} | {r['arm']} | {_pct(r, rate=True)} | {_pct(d) if d else '–'} | {per} | {reading} |")
+    sh = {arm: a.get("shaping") or {} for arm, a in res["arms"].items()}
+    if any(sh.values()):
+        L += ["", "## What the shaping did during training (each run's mean over its steps, then mean "
+                  "[95 % interval] over seeds)", "",
+              "Entropies in nats on loss tokens (post-tool: the tokens the shaping gates); the factor "
+              "(1 + a·Ĥ) on the gated tokens, 1 where nothing is gated or the shaping is off (min and max: "
+              "each run's extremes over its steps); tool use of the training rollouts (calls after an error: "
+              "over the rollouts with a failed call, the calls made after the first failure; recovered: the "
+              "share of those with an ok call after it).", "",
+              "| arm | a | post-tool entropy | … first ¼ of steps | … last ¼ | other tokens' entropy | factor mean | "
+              "factor std | factor min | factor max | calls per rollout | rollouts with a failed call | calls after "
+              "an error | recovered |", "|---|" + "---|" * 13]
+        for arm, m in sh.items():
+            a = f"{doses[arm]['a']:g}" if doses[arm]["shaping"] else "off"
+            cells = [_num(m.get(k)) for k in ("tao/post_tool_entropy", "post_tool_entropy_first_quarter",
+                                               "post_tool_entropy_last_quarter", "tao/other_entropy",
+                                               "tao/shaping_factor_mean", "tao/shaping_factor_std",
+                                               "tao/shaping_factor_min", "tao/shaping_factor_max",
+                                               "tools/call_frequency")]
+            cells += [_pct(m.get("calls/error_rollouts"), rate=True), _num(m.get("calls/calls_after_error")),
+                      _pct(m.get("calls/recovered"), rate=True)]
+            L.append(f"| {arm} | {a} | " + " | ".join(cells) + " |")
+    if final is not None and any(a.get("calls", {}).get("heldout/calls_per_rollout", {}).get("n") for a in res["arms"].values()):
+        L += ["", f"## Tool use on the held-out set after {final} steps (mean [95 % interval] over seeds)", "",
+              "| arm | calls per rollout | rollouts with a failed call | calls after an error | recovered |",
+              "|---|---|---|---|---|"]
+        for arm, a in res["arms"].items():
+            c = a["calls"]
+            L.append(f"| {arm} | {_num(c.get('heldout/calls_per_rollout'))} | "
+                     f"{_pct(c.get('heldout/error_rollouts'), rate=True)} | {_num(c.get('heldout/calls_after_error'))} | "
+                     f"{_pct(c.get('heldout/recovered'), rate=True)} |")
+    if res.get("calls_by_n"):
+        from taorl.experiment.calls import BUCKETS
+
+        L += ["", f"## Held-out accuracy by number of tool calls after {final} steps", "",
+              "Each cell: the accuracy of the rollouts that made that many calls, and (in brackets) their share of "
+              "all rollouts, both as means over seeds (a seed without such rollouts does not count in the "
+              "accuracy).", "", "| arm | " + " | ".join(f"{b} calls" for b in BUCKETS) + " |",
+              "|---|" + "---|" * len(BUCKETS)]
+        for arm in spec.arms:
+            cells = []
+            for b in BUCKETS:
+                r = next((x for x in res["calls_by_n"] if x["arm"] == arm and x["calls"] == b), None)
+                if r is None or r["share"]["mean"] is None:
+                    cells.append("–")
+                    continue
+                acc = r["accuracy"]
+                acc_s = f"{100 * acc['mean']:.1f} %" if acc["mean"] is not None else "–"
+                cells.append(f"{acc_s} ({100 * r['share']['mean']:.0f} %)")
+            L.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return L
 
 
 def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
@@ -286,6 +429,23 @@ def figures(spec: ExperimentSpec, summary: pl.DataFrame, res: dict) -> dict:
                    seed_band_figure(train, arms, title="Training reward", y_title="reward", smoothing=0.6,
                                     x_title="training step", bounds=(0.0, 1.0))),
     }
+    from taorl.experiment.dose import calls_figure, dose_figure
+
+    if res.get("dose"):
+        out["dose"] = (f"held-out {primary.removeprefix('heldout/')} after {res['final_step']} steps against the shaping "
+                       "coefficient a, filters on (mean, 95 % interval over seeds, seeds as dots; dashed: the arm "
+                       "without filters)", dose_figure(spec, summary.filter(pl.col("source") == "heldout"), primary,
+                                                       res["final_step"]))
+    ent = summary.filter((pl.col("source") == "train") & (pl.col("metric") == "tao/post_tool_entropy"))
+    if not ent.is_empty():
+        out["post_tool_entropy"] = ("post-tool entropy of the training rollouts per step, nats (each seed smoothed, "
+                                    "EMA 0.6; mean, 95 % interval over seeds)",
+                                    seed_band_figure(ent, arms, title="Post-tool entropy during training",
+                                                     y_title="entropy (nats)", smoothing=0.6, x_title="training step"))
+    if res.get("calls_by_n"):
+        out["calls"] = (f"held-out accuracy by number of tool calls per rollout after {res['final_step']} steps "
+                        "(mean, 95 % interval over seeds)",
+                        calls_figure(spec, summary.filter(pl.col("source") == "heldout"), res["final_step"]))
     if res["paired"]:
         rows = [{"arm": a, **p[primary]} for a, p in res["paired"].items()]
         rows = [{**r, "low": r["low"] if r["low"] is not None else math.nan,

@@ -84,7 +84,8 @@ def eval_sample_seed(spec: ExperimentSpec, seed: int) -> int:
 
 
 def heldout_metrics(trajs: list, n_problems: int, n: int, ks: list[int]) -> dict[str, float]:
-    """avg@n, pass@k (unbiased), tool-call rate and tool success rate of n samples per problem."""
+    """avg@n, pass@k (unbiased), tool-call rate and tool success rate of n samples per problem, and
+    what the rollouts did with the tool (taorl.experiment.calls.call_metrics)."""
     from taorl.eval.metrics import summarize, tool_success_rate
 
     correct = [0] * n_problems
@@ -94,6 +95,10 @@ def heldout_metrics(trajs: list, n_problems: int, n: int, ks: list[int]) -> dict
     m["tool_call_rate"] = sum(t.n_call > 0 for t in trajs) / len(trajs)
     m["tool_success_rate"] = tool_success_rate([t.n_call for t in trajs], [t.n_ok for t in trajs])
     m["response_tokens"] = sum(t.length for t in trajs) / len(trajs)
+    # calls per rollout, calls after an error, accuracy by number of calls (taorl.experiment.calls)
+    from taorl.experiment.calls import call_metrics
+
+    m.update(call_metrics(trajs))
     return m
 
 
