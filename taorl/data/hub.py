@@ -8,6 +8,7 @@ the libraries' minute of retries.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from taorl.errors import UserError
@@ -24,11 +25,17 @@ def endpoint() -> str:
     return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
 
-def hub_reachable() -> bool:
-    """False when offline mode is set or no connection opens within HUB_TIMEOUT_S."""
+@functools.lru_cache(maxsize=8)
+def _reachable_once(url: str) -> bool:
     from taorl.models import _reachable
 
-    return not hub_offline() and _reachable(endpoint(), HUB_TIMEOUT_S)
+    return _reachable(url, HUB_TIMEOUT_S)
+
+
+def hub_reachable() -> bool:
+    """False when offline mode is set or no connection opens within HUB_TIMEOUT_S (asked once per
+    endpoint and process: `taorl data list` resolves several sets)."""
+    return not hub_offline() and _reachable_once(endpoint())
 
 
 def local_copy_hint(repo: str) -> str:
