@@ -20,13 +20,19 @@ root = tao_ui.runs_root()
 found = tao_ui.experiments(str(root)) if root.is_dir() else []
 # opened on an experiment folder (or its runs/): the experiment is the first page
 on_experiment = len(found) == 1 and Path(found[0]).resolve() in (root.resolve(), root.resolve().parent)
-EXPERIMENT = st.Page("views/0_experiment.py", title="Experiment", icon=":material/science:", url_path="experiment",
-                     default=on_experiment)
+EXPERIMENT = st.Page("views/0_experiment.py", title="Experiment", icon=":material/science:", url_path="experiment")
+OVERVIEW = st.Page("views/1_overview.py", title="Overview", icon=":material/monitor_heart:", url_path="overview")
+
+
+def _start() -> None:
+    """`/`: go to the first page, keeping the query (?run=...). Streamlit serves its default page at `/`
+    only, so the visible pages are not the default: /overview and /experiment stay valid links."""
+    st.switch_page(EXPERIMENT if on_experiment else OVERVIEW, query_params=st.query_params.to_dict())
 PAGES = {
+    "": [st.Page(_start, title="taorl dashboard", url_path="start", default=True, visibility="hidden")],
     **({"Experiment": [EXPERIMENT]} if on_experiment else {}),
     "Run": [
-        st.Page("views/1_overview.py", title="Overview", icon=":material/monitor_heart:", url_path="overview",
-                default=not on_experiment),
+        OVERVIEW,
         st.Page("views/2_curves.py", title="Training curves", icon=":material/show_chart:", url_path="curves"),
         st.Page("views/3_groups.py", title="Groups & filters", icon=":material/filter_alt:", url_path="groups"),
         st.Page("views/4_boundaries.py", title="Entropy at tool calls", icon=":material/construction:", url_path="boundaries"),

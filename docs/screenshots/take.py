@@ -3,8 +3,11 @@
     .venv/bin/python docs/screenshots/take.py RUNS_DIR RUN [PAGE ...] [--compare RUN2] [--out docs/screenshots]
 
 RUNS_DIR is what `taorl dashboard` would be given, RUN the run's label in the sidebar (its path
-under RUNS_DIR); PAGE is a url path (default: boundaries tokens), with a query if wanted
-(`tokens?step=39&traj=21` opens that trajectory). Writes dashboard-<page>.png.
+under RUNS_DIR; `-` for none); PAGE is a url path (default: boundaries tokens), with a query if wanted
+(`tokens?step=39&traj=21` opens that trajectory). Writes dashboard-<page>.png. The experiment view
+of an experiment folder:
+
+    .venv/bin/python docs/screenshots/take.py runs/experiments/NAME - experiment --full-page
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from test_browser import CHROMIUM, FLAGS, start_server, wait_rendered  # noqa: E402
 
-NAMES = {"boundaries": "entropy-at-tool-calls", "tokens": "token-view"}
+NAMES = {"boundaries": "entropy-at-tool-calls", "tokens": "token-view", "experiment": "experiment"}
 
 
 def main() -> int:
@@ -29,6 +32,7 @@ def main() -> int:
     ap.add_argument("pages", nargs="*", default=["boundaries", "tokens"])
     ap.add_argument("--compare", default=None, help="a second run to overlay on multi-run pages")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--full-page", action="store_true", help="the whole page, not only the first screen")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -43,7 +47,8 @@ def main() -> int:
             page = ctx.new_page()
             for spec in a.pages:
                 name, _, query = spec.partition("?")
-                page.goto(f"{url}/{name}?run={a.run}" + (f"&{query}" if query else ""))
+                params = "&".join(x for x in (f"run={a.run}" if a.run != "-" else "", query) if x)
+                page.goto(f"{url}/{name}" + (f"?{params}" if params else ""))
                 wait_rendered(page, 120_000)
                 if a.compare and name in ("boundaries", "curves", "ablation", "benchmarks"):
                     page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").first.click()
@@ -54,7 +59,7 @@ def main() -> int:
                     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
                 page.wait_for_timeout(800)
                 out = Path(a.out) / f"dashboard-{NAMES.get(name, name)}.png"
-                page.screenshot(path=str(out))
+                page.screenshot(path=str(out), full_page=a.full_page)
                 print(f"wrote {out}")
             ctx.close()
     finally:

@@ -375,7 +375,7 @@ def health_flags(metrics: pl.DataFrame, t: HealthThresholds = HealthThresholds()
     ratio = h_now / h0 if (h_now is not None and h0) else None
     flags.append(Flag("entropy collapse", ratio is None or ratio >= t.entropy_collapse, ratio,
                       f"entropy ≥ {t.entropy_collapse:.0%} of its start",
-                      f"entropy of the last {w} steps is {{:.0%}} of the first {w} steps'"))
+                      f"entropy at {{:.0%}} of its start (last {w} vs first {w} steps)"))
     if groups is not None and not groups.is_empty():
         last = int(groups["step"].max())
         per = same_reward_groups(groups.filter(pl.col("step") > last - w))
