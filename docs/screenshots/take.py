@@ -7,7 +7,7 @@ under RUNS_DIR; `-` for none); PAGE is a url path (default: boundaries tokens), 
 (`tokens?step=39&traj=21` opens that trajectory). Writes dashboard-<page>.png. The experiment view
 of an experiment folder:
 
-    .venv/bin/python docs/screenshots/take.py runs/experiments/NAME - experiment --full-page
+    .venv/bin/python docs/screenshots/take.py runs/experiments/NAME - experiment --height 2400
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def main() -> int:
     ap.add_argument("pages", nargs="*", default=["boundaries", "tokens"])
     ap.add_argument("--compare", default=None, help="a second run to overlay on multi-run pages")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    ap.add_argument("--full-page", action="store_true", help="the whole page, not only the first screen")
+    ap.add_argument("--height", type=int, default=1100,
+                    help="window height in pixels (Streamlit scrolls inside the page: a taller window shows more)")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -42,7 +43,7 @@ def main() -> int:
         with sync_playwright() as p:
             ctx = p.chromium.launch_persistent_context(str(tmp / "profile"), executable_path=CHROMIUM,
                                                        headless=True, args=FLAGS,
-                                                       viewport={"width": 1500, "height": 1100},
+                                                       viewport={"width": 1500, "height": a.height},
                                                        env={**os.environ, "HOME": str(tmp)})
             page = ctx.new_page()
             for spec in a.pages:
@@ -59,7 +60,7 @@ def main() -> int:
                     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
                 page.wait_for_timeout(800)
                 out = Path(a.out) / f"dashboard-{NAMES.get(name, name)}.png"
-                page.screenshot(path=str(out), full_page=a.full_page)
+                page.screenshot(path=str(out))
                 print(f"wrote {out}")
             ctx.close()
     finally:
