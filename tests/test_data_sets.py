@@ -73,6 +73,9 @@ def test_named_set_from_a_hub_layout_parquet(data_dir):
     assert [p.problem for p in ts.problems] == ["What is $3 \\cdot 4$?", "Compute $\\frac{6}{4}$ in lowest terms."]
     assert [p.answer for p in ts.problems] == ["12", "\\frac{3}{2}"] and ts.problems[0].id == "simplelr_math_35-0"
     assert "2 problems" in ts.summary() and "1 also in a benchmark dropped (math500 1)" in ts.summary()
+    # the chat prompt itself gives the same problems: Qwen's template and the instruction removed
+    via_prompt = load_train_set(_cfg("simplelr_math_35", problem_field="prompt", answer_field="reward_model.ground_truth"))
+    assert [p.problem for p in via_prompt.problems] == [p.problem for p in ts.problems]
     # the released code's own layout (datasets/simplelr_math_35/train.parquet) comes first
     g = data_dir / "simplelr_math_35" / "train.parquet"
     g.parent.mkdir()

@@ -12,6 +12,7 @@ taorl.rewards.normalize_reference (the raw text stays in ``meta["raw_answer"]``)
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from taorl.errors import UserError
@@ -21,6 +22,10 @@ ANSWER_FIELDS = ("answer", "extra_info.answer", "reward_model.ground_truth", "fi
                  "solution", "output")
 ID_FIELDS = ("id", "unique_id", "extra_info.index", "idx")
 _MISSING = object()
+# a prompt rendered with Qwen's chat template inside the data (SimpleRL-Zoo's parquet): its user turn
+_CHATML_USER = re.compile(r"<\|im_start\|>user\n(.*?)(?:<\|im_end\|>|$)", re.DOTALL)
+# instructions datasets append to the problem; taorl's system prompt asks for \boxed{} itself
+_STEP_BY_STEP = re.compile(r"\s*(?:Let's think step by step|Please reason step by step)[^\n]*\Z", re.IGNORECASE)
 
 
 def lookup(rec: Any, path: str) -> Any:
@@ -43,11 +48,16 @@ def _chat_text(value: list) -> str | None:
 
 
 def problem_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value if value.strip() else None
+    """The problem statement: a string, or a chat list's last user turn; a ChatML-rendered turn and a
+    trailing "Please reason step by step ..." instruction are removed."""
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
-        return _chat_text(list(value))
-    return None
+        value = _chat_text(list(value))
+    if not isinstance(value, str) or not value.strip():
+        return None
+    turns = _CHATML_USER.findall(value)
+    text = turns[-1] if turns else value
+    text = _STEP_BY_STEP.sub("", text.strip())
+    return text.strip() or None
 
 
 def answer_text(value: Any) -> str | None:
