@@ -231,3 +231,14 @@ def test_a_local_folder_and_the_hugging_face_cache(data_dir, tmp_path, monkeypat
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     ts = load_train_set(_cfg("deepscaler"))
     assert "Hugging Face cache" in ts.report["source"] and [p.answer for p in ts.problems] == ["42"]
+
+
+def test_no_benchmark_here_is_said_not_hidden(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("TAORL_DATA_DIR", str(empty))
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps({"problem": "Find $x$ if $2x + 3 = 11$.", "answer": "4"}) + "\n")
+    ts = load_train_set(_cfg(str(f)))
+    assert len(ts.problems) == 1 and len(ts.report["decontamination"]["not_checked"]) == 8
+    assert "NOT decontaminated: no benchmark file here (set TAORL_DATA_DIR)" in ts.summary()

@@ -6,9 +6,10 @@ The match is exact equality of the NORMALISED problem text (``problem_key``): lo
 punctuation ignored. So "Find $x$ if $2x = 4$." and "find x if 2x=4" match; a paraphrase or a
 problem with other numbers does not (this is a duplicate check, not a similarity search).
 
-The benchmarks checked are the held-out sets of taorl.data.benchmarks read from the local data
-folder (``$TAORL_DATA_DIR`` or ``shared/benchmarks`` beside the checkout); one that is not there is
-reported as not checked rather than fetched from the hub on every training start.
+The benchmarks checked are the held-out sets of taorl.data.benchmarks, read from the local data
+folder (``$TAORL_DATA_DIR`` or ``shared/benchmarks`` beside the checkout); with no such folder they
+come from the hub (cached by it) when it can be reached, as for `taorl eval`. One that cannot be
+read is reported as not checked.
 """
 
 from __future__ import annotations
@@ -69,19 +70,30 @@ def held_out_names() -> list[str]:
 def decontaminate(problems: list[Problem],
                   benchmarks: list[str] | None = None) -> tuple[list[Problem], Decontamination]:
     """(problems minus those whose problem_key is a benchmark problem's, what was dropped)."""
-    from taorl.data.benchmarks import BENCHMARKS, local_data_dir
+    from taorl.data.benchmarks import BENCHMARKS, load_benchmark, local_data_dir
     from taorl.data.files import read_jsonl
+    from taorl.data.hub import hub_reachable
+    from taorl.errors import UserError
 
     folder = local_data_dir()
     result = Decontamination()
     owner: dict[str, str] = {}  # problem key -> the first benchmark holding it
     for name in benchmarks if benchmarks is not None else held_out_names():
         path = folder / BENCHMARKS[name].file if folder is not None else None
-        if path is None or not path.is_file():
+        if path is not None and path.is_file():
+            held = read_jsonl(path, source=name)
+        elif folder is None and BENCHMARKS[name].hub_repo and hub_reachable():
+            try:
+                held = load_benchmark(name)  # from the hub (cached there for taorl eval too)
+            except UserError:
+                held = None
+        else:
+            held = None
+        if held is None:
             result.not_checked.append(name)
             continue
         result.dropped[name] = 0
-        for p in read_jsonl(path, source=name):
+        for p in held:
             owner.setdefault(problem_key(p.problem), name)
     kept = []
     for p in problems:

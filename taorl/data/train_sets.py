@@ -294,9 +294,13 @@ class TrainSet:
         if r.get("no_answer"):
             extras.append(f"{r['no_answer']} without an answer skipped")
         d = r.get("decontamination") or {}
-        if d.get("by_benchmark") is not None:
+        if d and not d["by_benchmark"]:
+            extras.append("NOT decontaminated: no benchmark file here (set TAORL_DATA_DIR)")
+        elif d:
             by = ", ".join(f"{b} {n}" for b, n in d["by_benchmark"].items() if n)
             extras.append(f"{d['dropped']} also in a benchmark dropped" + (f" ({by})" if by else ""))
+            if d["not_checked"]:
+                extras.append(f"not checked against {', '.join(d['not_checked'])}")
         return line + (f" ({'; '.join(extras)})" if extras else "")
 
 
