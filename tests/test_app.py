@@ -336,3 +336,15 @@ def test_entropy_page_draws_below_the_fold_on_demand(runs, monkeypatch):
     at.run()
     no_errors(at)
     assert len(at.get("plotly_chart")) == 3
+
+
+def test_corrupt_step_is_named(runs, tmp_path, monkeypatch):
+    shutil.copytree(runs / "on", tmp_path / "bad")
+    part = tmp_path / "bad" / "metrics" / "step=000002" / "part-0.parquet"
+    data = bytearray(part.read_bytes())
+    data[4:-8] = bytes(len(data) - 12)  # 'PAR1' at both ends and a footer length, zeros between: does not decode
+    part.write_bytes(bytes(data))
+    at = app(tmp_path, monkeypatch, "views/2_curves.py")
+    no_errors(at)
+    warn = next(w.value for w in at.warning if "Unreadable" in w.value)
+    assert "step 2 `metrics`" in warn and "metrics/step=000002/part-0.parquet" in warn
