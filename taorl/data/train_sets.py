@@ -121,18 +121,18 @@ class Source:
     note: str = ""
     plain: bool = False  # a user's file named by its path: the strict problem/answer reader applies
 
-    @property
-    def local(self) -> bool:
-        return self.kind != "hub"
 
-
-def _split_files(folder: Path, split: str) -> list[Path]:
-    """The data files of one split in a dataset folder laid out like a hub repository."""
+def _folder_source(folder: Path, split: str) -> Source:
+    """The data files of one split in a dataset folder laid out like a hub repository: named after
+    the split (train.parquet, train-00000-of-00001.parquet, a train/ folder), else the only file."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    named = [p for p in files if p.stem == split or p.stem.startswith(f"{split}-")
-             or p.parent.name == split]
-    return named or (files if len(files) == 1 else [])
+    named = [p for p in files if p.stem == split or p.stem.startswith(f"{split}-") or p.parent.name == split]
+    files = named or (files if len(files) == 1 else [])
+    if not files:
+        raise UserError(f"{folder}: no data file of split {split!r} (expected {split}.parquet, "
+                        f"{split}-*.parquet or a {split}/ folder; set data.split)")
+    return Source("file", f"{folder} ({len(files)} file(s) of split {split!r})", files, split=split)
 
 
 def _hub_cached(repo: str, filename: str) -> Path | None:
@@ -190,19 +190,11 @@ def resolve_source(train: str, split: str = "train") -> Source:
                         f"by name ({', '.join([*TRAIN_SETS, 'math_train'])}), 'procedural', a benchmark or a hub "
                         "dataset ORG/NAME (taorl data list shows what is here)")
     if path.is_dir():  # a local folder of data files, laid out like a hub repository
-        files = _split_files(path, split)
-        if not files:
-            raise UserError(f"{path}: no data file of split {split!r} (expected {split}.parquet, "
-                            f"{split}-*.parquet or a {split}/ folder; set data.split)")
-        return Source("file", f"{path} ({len(files)} file(s) of split {split!r})", files, split=split)
+        return _folder_source(path, split)
     parts = text.split("/")
     if len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~")):  # ORG/NAME
         if folder is not None and (folder / text).is_dir():
-            files = _split_files(folder / text, split)
-            if not files:
-                raise UserError(f"{folder / text}: no data file of split {split!r} (expected {split}.parquet, "
-                                f"{split}-*.parquet or a {split}/ folder; set data.split)")
-            return Source("file", f"{folder / text} ({len(files)} file(s) of split {split!r})", files, split=split)
+            return _folder_source(folder / text, split)
         return Source("hub", f"hub {text} (split {split!r})", hub_repo=text, split=split)
     raise UserError(f"data.train={text!r}: unknown; expected 'procedural', a benchmark name, a training set "
                     f"by name ({', '.join([*TRAIN_SETS, 'math_train'])}), a .jsonl/.parquet file or a hub "
