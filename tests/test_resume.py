@@ -123,3 +123,105 @@ def test_resume_config_is_the_runs_own(tmp_path):
         resume_config(tmp_path, None, [])
     assert resume_message(run, 0, 4, -1) == f"resuming {run} from step 0 (no checkpoint yet) to step 3"
     assert "already at its end (train.steps=4)" in resume_message(run, 4, 4, 3)
+
+
+# ---------------------------------------------------------------------------------- damaged input
+# issue 23: a resume checks what it builds on (taorl.train.resume) and says what it found
+TWO = ["train.steps=2", "train.checkpoint_every=1", *ARGS[2:]]  # checkpoints step=000000 and step=000001
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("two") / "run"
+    out = subprocess.run([sys.executable, "-m", "taorl.cli", "train", str(ROOT / "configs" / "tiny.yaml"), *TWO,
+                          "--run-dir", str(run)], capture_output=True, text=True, timeout=300, check=False, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    dest = tmp_path / "run"
+    shutil.copytree(run, dest)
+    return dest
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return data[: len(data) // 2]
+
+
+def test_resume_rebuilds_a_truncated_manifest_and_sets_aside_a_truncated_step_table(finished_run, tmp_path):
+    run = _copy(finished_run, tmp_path)
+    before = json.loads((run / "manifest.json").read_text())
+    broken = _truncate(run / "manifest.json")
+    part = run / "metrics" / "step=000000" / "part-0.parquet"
+    size = len(_truncate(part))
+    out = subprocess.run([sys.executable, "-m", "taorl.cli", "train", "--resume", str(run), "train.steps=3"],
+                         capture_output=True, text=True, timeout=300, check=False, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    err = out.stderr
+    assert "Traceback" not in err
+    assert "resume: manifest.json was unreadable (line " in err and "not valid JSON" in err
+    assert ("rebuilt it from config.yaml, checkpoint step=000001 and the step tables (steps 0-1 on disk); the broken "
+            "file is kept as manifest.json.corrupt") in err
+    assert (f"resume: damaged: metrics/step=000000/part-0.parquet is truncated ({size} bytes, no parquet footer); "
+            "kept as part-0.parquet.corrupt; step 0 is at or before checkpoint step=000001, which the resume keeps, "
+            "so these metrics rows are not recomputed and stay missing") in err
+    assert ("resume: checked the step tables the resume keeps (steps 0-1, up to checkpoint step=000001): 1 damaged "
+            "part file(s) set aside") in err
+    assert f"resuming {run} from step 2 (checkpoint step=000001) to step 2" in out.stdout
+    # nothing lost: both broken files kept byte for byte; the run went on
+    assert (run / "manifest.json.corrupt").read_bytes() == broken
+    assert (run / "metrics" / "step=000000" / "part-0.parquet.corrupt").stat().st_size == size
+    m = _manifest(run)
+    assert (m["last_step"], m["status"], m["run_id"]) == (2, "finished", "run")
+    assert m["extra"]["model"] == before["extra"]["model"]  # the trainer writes its extra again
+    assert m["started_wall"] == pytest.approx(before["started_wall"], abs=2.0)  # wall_s goes on from the rows
+    assert m["damaged"] == [{"table": "metrics", "step": 0, "file": "metrics/step=000000/part-0.parquet",
+                             "why": f"is truncated ({size} bytes, no parquet footer)",
+                             "kept_as": "metrics/step=000000/part-0.parquet.corrupt", "at": m["damaged"][0]["at"]}]
+    from taorl.store import open_run
+
+    r = open_run(run)
+    assert sorted(r.metrics()["step"].to_list()) == [1, 2]  # step 0's metrics: shown as missing
+    assert sorted(r.trajectories()["step"].unique().to_list()) == [0, 1, 2]
+
+
+def test_a_broken_checkpoint_or_a_deleted_manifest_is_said_and_nothing_is_lost(finished_run, tmp_path):
+    from taorl.train.resume import check_resume
+
+    run = _copy(finished_run, tmp_path)
+    (run / "manifest.json").unlink()
+    _truncate(run / "checkpoints" / "step=000001" / "state.json")
+    published, notes = check_resume(run)
+    lines = [line for _, line in notes]
+    assert lines[0].startswith("checkpoint step=000001: state.json unreadable (")
+    assert lines[0].endswith("kept as step=000001.corrupt, resuming from the checkpoint before it")
+    assert lines[1] == ("manifest.json was missing; rebuilt it from config.yaml, checkpoint step=000000 and the step "
+                        "tables (steps 0-1 on disk)")
+    assert lines[2] == ("checked the step tables the resume keeps (steps 0-0, up to checkpoint step=000000): every "
+                        "part file reads whole")
+    assert published == 1 and _manifest(run)["last_step"] == 1
+    assert (run / "checkpoints" / "step=000001.corrupt" / "state.json").is_file()
+    # the writer then publishes steps up to the checkpoint and rewrites step 1, as after a crash
+    from taorl.store import RunWriter
+
+    w = RunWriter(run, None, resume=True, from_step=1)
+    assert w.last_step == 0 and not (run / "metrics" / "step=000001").exists()
+
+
+def test_the_writer_names_an_unreadable_manifest_and_what_rebuilds_it(tmp_path):
+    from taorl.store import RunWriter
+    from taorl.store._files import StoreError
+
+    run = tmp_path / "run"
+    RunWriter(run, {"a": 1}).finish()
+    _truncate(run / "manifest.json")
+    with pytest.raises(StoreError) as e:
+        RunWriter(run, {"a": 1}, resume=True)
+    assert "manifest.json: line " in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).endswith(f"`taorl train --resume {run}` rebuilds it from config.yaml, the checkpoints "
+                                 "and the step tables (taorl.train.resume)")

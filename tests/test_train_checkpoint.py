@@ -117,3 +117,31 @@ def test_partial_checkpoint_is_invisible(tmp_path):
     _step(p, opt)
     save_checkpoint(tmp_path, 0, p, opt, {"x": 1}, keep=3)
     assert json.loads((tmp_path / "checkpoints" / "step=000000" / "state.json").read_text())["x"] == 1
+
+
+def test_a_checkpoint_file_that_does_not_load_is_one_line_naming_it(tmp_path):
+    """issue 23: a damaged checkpoint says which file and what to do; a broken state.json is set aside
+    and the checkpoint before it is used (taorl.train.resume prints the note)."""
+    from taorl.errors import UserError
+
+    p = _TinyPolicy(0)
+    opt = torch.optim.AdamW(p.model.parameters(), lr=0.1)
+    for step in range(2):
+        save_checkpoint(tmp_path, step, p, opt, {"cursor": {"epoch": 0, "pos": step}}, keep=2)
+    ck = latest_checkpoint(tmp_path)
+    opt_file = ck.path / "optimizer.pt"
+    opt_file.write_bytes(opt_file.read_bytes()[:100])
+    with pytest.raises(UserError) as e:
+        load_checkpoint(ck, _TinyPolicy(1), torch.optim.AdamW(_TinyPolicy(1).model.parameters(), lr=0.1))
+    msg = str(e.value)
+    assert msg.startswith(f"checkpoint {ck.path}: optimizer.pt does not load (") and "\n" not in msg
+    assert msg.endswith("move that directory away to resume from the checkpoint before it")
+
+    (ck.path / "state.json").write_text('{"step": 1, "cur')
+    notes = []
+    older = latest_checkpoint(tmp_path, notes)
+    assert older.step == 0 and older.state["cursor"] == {"epoch": 0, "pos": 0}
+    assert notes == ["checkpoint step=000001: state.json unreadable (Unterminated string starting at: line 1 "
+                     "column 13 (char 12)); kept as step=000001.corrupt, resuming from the checkpoint before it"]
+    assert (tmp_path / "checkpoints" / "step=000001.corrupt" / "optimizer.pt").is_file()  # kept, not deleted
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [0]

@@ -161,7 +161,11 @@ class RunWriter:
             raise StoreError(f"{self.run_dir}: already holds a run ({MANIFEST} exists); "
                              f"resume it or choose another directory")
         if resume and manifest_path.exists():
-            m = read_manifest(self.run_dir)
+            try:
+                m = read_manifest(self.run_dir)
+            except StoreError as e:
+                raise StoreError(f"{e}; `taorl train --resume {self.run_dir}` rebuilds it from config.yaml, the "
+                                 "checkpoints and the step tables (taorl.train.resume)") from None
             if int(m["schema_version"]) > SCHEMA_VERSION:
                 raise SchemaVersionError(
                     f"{manifest_path}: schema_version {m['schema_version']} is newer than this "

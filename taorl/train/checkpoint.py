@@ -120,17 +120,43 @@ def clean_partial(run_dir: str | Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
-    found = list_checkpoints(run_dir)
-    if not found:
-        return None
-    step, path = found[-1]
-    return Checkpoint(path, step, json.loads((path / "state.json").read_text()))
+def latest_checkpoint(run_dir: str | Path, notes: list[str] | None = None) -> Checkpoint | None:
+    """The newest checkpoint whose state.json reads. One that does not (a damaged disk: checkpoints
+    appear only whole) is renamed to step=NNNNNN.corrupt, kept, and said in `notes`."""
+    for step, path in reversed(list_checkpoints(run_dir)):
+        try:
+            state = json.loads((path / "state.json").read_text())
+            if not isinstance(state, dict):
+                raise ValueError(f"a JSON {type(state).__name__}, not an object")
+        except (OSError, ValueError) as e:  # JSONDecodeError is a ValueError
+            kept = path.with_name(path.name + ".corrupt")
+            if not kept.exists():
+                path.rename(kept)
+                fsync_dir(path.parent)
+            if notes is not None:
+                notes.append(f"checkpoint {path.name}: state.json unreadable ({_first_line(e)}); kept as "
+                             f"{kept.name}, resuming from the checkpoint before it")
+            continue
+        return Checkpoint(path, step, state)
+    return None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
 
 
 def load_checkpoint(ckpt: Checkpoint, policy, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore policy weights, optimizer and RNG states in place; returns state.json."""
-    policy.load(ckpt.path / "policy")
-    optimizer.load_state_dict(torch.load(ckpt.path / "optimizer.pt", weights_only=False))
-    set_rng_state(torch.load(ckpt.path / "rng.pt", weights_only=False))
+    """Restore policy weights, optimizer and RNG states in place; returns state.json. A file that
+    does not load is a UserError naming it (and what to do), not a traceback."""
+    from taorl.errors import UserError
+
+    for what, load in (("policy", lambda: policy.load(ckpt.path / "policy")),
+                       ("optimizer.pt", lambda: optimizer.load_state_dict(
+                           torch.load(ckpt.path / "optimizer.pt", weights_only=False))),
+                       ("rng.pt", lambda: set_rng_state(torch.load(ckpt.path / "rng.pt", weights_only=False)))):
+        try:
+            load()
+        except Exception as e:  # noqa: BLE001 - torch/safetensors/peft raise many kinds for a broken file
+            raise UserError(f"checkpoint {ckpt.path}: {what} does not load ({_first_line(e)}); move that "
+                            f"directory away to resume from the checkpoint before it") from None
     return ckpt.state

@@ -6,7 +6,6 @@ a resumable run) raises UserError with one line naming the file/key; taorl.cli p
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -82,8 +81,6 @@ def train_main(args) -> int:
             from taorl.train.plan import dry_run
 
             return dry_run(cfg, f"--resume {run_dir}", getattr(args, "gpu_gib", None))
-        manifest = run_dir / "manifest.json"
-        published = json.loads(manifest.read_text()).get("last_step", -1) if manifest.is_file() else -1
     else:
         if not config:
             raise UserError("no config: give a YAML config (e.g. taorl train configs/default.yaml), "
@@ -105,7 +102,7 @@ def train_main(args) -> int:
     check_trackers(cfg.logging.report_to)  # a missing tracker package fails now, not after priming
     trainer = Trainer(cfg, run_dir, resume=bool(args.resume))
     if args.resume:
-        print(resume_message(run_dir, trainer.start_step, cfg.train.steps, int(published)), flush=True)
+        print(resume_message(run_dir, trainer.start_step, cfg.train.steps, trainer.published), flush=True)
     trainer.run()
     from taorl.train.console import run_summary
 

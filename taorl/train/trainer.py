@@ -119,6 +119,15 @@ class Trainer:
             logging.getLogger("taorl").info(train_set.summary())
         if not self.problems:
             raise UserError(f"data.train={cfg.data.train!r}: no problems")
+        self.published = -1  # resume: the last step the run had published (taorl.train.resume checks it all)
+        if resume:
+            import logging
+
+            from taorl.train.resume import check_resume
+
+            self.published, notes = check_resume(self.run_dir)
+            for level, note in notes:
+                logging.getLogger("taorl").log(level, "resume: %s", note)
         init_from = cfg.train.init_from
         if init_from == "sft":  # format priming first (cached): taorl.train.sft.primed_weights
             from taorl.train.sft import primed_weights
