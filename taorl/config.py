@@ -134,7 +134,7 @@ class ToolConfig(_Strict):
     max_open_files: int = Field(64, ge=8)
     max_output_chars: int = Field(8192, ge=64)  # captured; the observation is cut further (rollout)
     workers: int = Field(4, ge=1)
-    python: str | None = None  # interpreter for tool code; None = a system python an unprivileged user can run
+    python: str | None = None  # interpreter for tool code; None = the tool venv (taorl.tools.tool_venv)
     ok_requires_stdout: bool = True  # n_ok counts calls with no exception AND non-empty stdout (spec §1)
 
 
