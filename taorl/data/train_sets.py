@@ -296,7 +296,7 @@ class TrainSet:
         return line + (f" ({'; '.join(extras)})" if extras else "")
 
 
-def load_train_set(data_cfg, *, limit: int | None = None) -> TrainSet:
+def load_train_set(data_cfg) -> TrainSet:
     """The training pool described by a taorl.config.DataConfig, with what was done to it (for the manifest)."""
     from taorl.data import load_problems
 
@@ -305,11 +305,11 @@ def load_train_set(data_cfg, *, limit: int | None = None) -> TrainSet:
         log.info(src.note)
     pf, af = getattr(data_cfg, "problem_field", None), getattr(data_cfg, "answer_field", None)
     report: dict[str, Any] = {"train": str(data_cfg.train), "source": src.label, "kind": src.kind}
-    mapped: Mapped | None = None
+    if src.note:
+        report["note"] = src.note
     if src.kind == "procedural":
-        kinds = data_cfg.kinds
         problems = load_problems("procedural", seed=data_cfg.seed, n=data_cfg.n_problems,
-                                 difficulty=data_cfg.difficulty, kinds=kinds)
+                                 difficulty=data_cfg.difficulty, kinds=data_cfg.kinds)
     elif src.kind == "benchmark":  # kinds, difficulty, n_problems describe the generator: ignored here
         problems = load_benchmark(str(data_cfg.train))
     elif src.plain and not (pf or af):
@@ -348,6 +348,4 @@ def load_train_set(data_cfg, *, limit: int | None = None) -> TrainSet:
             raise UserError(f"data.train={data_cfg.train!r}: every problem is also a benchmark problem "
                             "(decontamination dropped all; data.decontaminate=false keeps them)")
     report["problems"] = len(problems)
-    if limit is not None:
-        problems = problems[:limit]
     return TrainSet(problems, report)
