@@ -153,8 +153,9 @@ def sidebar() -> Selection:
         compare = [primary, *chosen]
     live = sb.toggle("Live refresh", value=True, key="tao_live",
                      help="re-read the run directories periodically (new steps appear as they are published)")
-    every = sb.select_slider("every", options=[2, 5, 10, 30, 60], value=5, key="tao_every",
-                             format_func=lambda s: f"{s} s", disabled=not live)
+    # a selectbox, not a select_slider: the slider's code (and moment.js) is not loaded on every first paint
+    every = sb.selectbox("every", [2, 5, 10, 30, 60], index=1, key="tao_every",
+                         format_func=lambda s: f"{s} s", disabled=not live)
     return Selection(root, runs, labels, primary, compare, live, float(every))
 
 
