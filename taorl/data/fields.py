@@ -41,7 +41,7 @@ def lookup(rec: Any, path: str) -> Any:
     return node
 
 
-def _chat_text(value: list) -> str | None:
+def chat_text(value: list) -> str | None:
     """The content of the last user message of a chat list (the verl / TRL prompt layout)."""
     users = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
     return users[-1] if users and isinstance(users[-1], str) else None
@@ -51,7 +51,7 @@ def problem_text(value: Any) -> str | None:
     """The problem statement: a string, or a chat list's last user turn; a ChatML-rendered turn and a
     trailing "Please reason step by step ..." instruction are removed."""
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
-        value = _chat_text(list(value))
+        value = chat_text(list(value))
     if not isinstance(value, str) or not value.strip():
         return None
     turns = _CHATML_USER.findall(value)

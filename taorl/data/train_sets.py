@@ -43,6 +43,7 @@ from taorl.data.fields import (
     ID_FIELDS,
     PROBLEM_FIELDS,
     answer_text,
+    chat_text,
     lookup,
     pick_field,
     problem_text,
@@ -232,7 +233,8 @@ def map_records(records, *, name: str, problem_field: str | None = None, answer_
     from taorl.rewards.normalize import normalize_reference
 
     out = Mapped([])
-    seen: set[str] = set()
+    seen: set[str] = set()  # problem keys kept
+    seen_raw: set[str] = set()  # their raw texts: an exact repeat (DAPO-Math-17k's ~100 copies) skips the work
     paths: tuple[str, str, str | None] | None = None
     for i, (where, rec) in enumerate(records):
         if not isinstance(rec, dict):
@@ -246,6 +248,10 @@ def map_records(records, *, name: str, problem_field: str | None = None, answer_
         ppath, apath, ipath = paths
         out.rows += 1
         value = lookup(rec, ppath)
+        raw_text = value if isinstance(value, str) else chat_text(value) if isinstance(value, list) else None
+        if raw_text is not None and raw_text in seen_raw:
+            out.duplicates += 1
+            continue
         text = problem_text(value)
         if text is None:
             raise UserError(f"{where}: field {ppath!r} is not a problem statement (got {value!r:.60}); "
@@ -260,6 +266,8 @@ def map_records(records, *, name: str, problem_field: str | None = None, answer_
             out.duplicates += 1
             continue
         seen.add(k)
+        if raw_text is not None:
+            seen_raw.add(raw_text)
         rid = lookup(rec, ipath) if ipath else _MISSING
         if rid is _MISSING or rid is None:
             rid = i
