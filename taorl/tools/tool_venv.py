@@ -133,9 +133,13 @@ def main() -> int:
     if why:
         print(f"tool-venv: the checkout's {CHECKOUT_VENV} would be out of tool code's reach ({why}); "
               f"using the shared {venv}")
-    if is_built(venv) and (venv / STAMP).exists():
-        print(f"tool-venv: {venv} (numpy, sympy) is ready")
-        return 0
+    if (venv / STAMP).exists():
+        broken = _imports_ok(venv / "bin" / "python")
+        if broken is None:
+            print(f"tool-venv: {venv} (numpy, sympy) is ready")
+            return 0
+        print(f"tool-venv: {venv} no longer imports numpy and sympy ({broken}); repairing it")
+        (venv / STAMP).unlink()
     try:
         build(venv)
     except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
