@@ -90,7 +90,7 @@ def test_dry_run_cli_exit_status_and_nothing_written(tmp_path):
 
     out = run(str(ROOT / "configs" / "qwen2.5-1.5b.yaml"), "--dry-run", "train.steps=7")
     assert out.returncode == 1, out.stderr[-2000:]
-    assert "steps     7 steps" in out.stdout and "[STOP] CUDA" in out.stdout
+    assert "steps     7 steps" in out.stdout and "[STOP] hub: Qwen/Qwen2.5-1.5B to download" in out.stdout
     assert "simplelr_math_35" in out.stdout and "dry run: the run would stop" in out.stdout
     out = run(str(ROOT / "configs" / "tiny.yaml"), "--dry-run")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
