@@ -94,6 +94,7 @@ def main() -> int:
             tab = ctx.new_page()
             tab.goto(pages["overview"])
             wait_rendered(tab, 120_000)
+            tab.keyboard.press("Escape")  # a dialog would block the sidebar (older versions said 'Page not found' on /overview)
             nav = [("Entropy at tool calls", "Entropy at tool-call boundaries", "entropy at tool calls"),
                    ("Overview", "Run overview", "overview")]
             got: dict[str, list[float]] = {}
