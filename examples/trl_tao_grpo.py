@@ -3,6 +3,7 @@ sandbox and run directory. Runs on a CPU in minutes:
 
     .venv/bin/python examples/trl_tao_grpo.py --model tiny --steps 2 --out runs/trl-tiny
     .venv/bin/python examples/trl_tao_grpo.py --model smollm2 --steps 2 --out runs/trl-smollm2
+    .venv/bin/python examples/trl_tao_grpo.py --model smollm2-135m-primed --steps 2 --out runs/trl-primed
     taorl dashboard runs/                                  # the TRL run beside any taorl run
 
 Needs `pip install -e ".[trl]"` (TRL 1.15-1.16). `--tao off` trains plain GRPOTrainer (still
@@ -20,7 +21,8 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="tiny", help="tiny | smollm2 (built in) | a model directory / hub id")
+    p.add_argument("--model", default="tiny", help="tiny | smollm2 | smollm2-135m-primed (format-primed: "
+                   "`taorl model prepare smollm2-135m-primed` once) | a model directory / hub id")
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--out", default="runs/trl-tao-grpo", help="the taorl run directory to write")
     p.add_argument("--tao", default="paper", help="paper | code_compat | off (plain GRPOTrainer)")
@@ -52,13 +54,14 @@ def main(argv: list[str] | None = None) -> Path:
     # taorl's settings (the paper's defaults); the tiny model gets tiny turns
     tiny_turns = ["rollout.max_turns=2", "rollout.max_turn_tokens=24", "rollout.obs_max_tokens=16",
                   "tool.workers=2", "algo.entropy_chunk=64", "algo.filter.group.min_n=2"]
-    cfg = tao_config("paper" if a.tao == "off" else a.tao, tiny_turns if tiny else ["tool.workers=2"])  # TAO-RL
+    small_turns = ["rollout.max_turn_tokens=160", "tool.workers=2"]  # the notebooks' laptop profile
+    cfg = tao_config("paper" if a.tao == "off" else a.tao, tiny_turns if tiny else small_turns)  # TAO-RL
     model, tok = load_model(ModelConfig(name=name, dtype="float32"))
     model.train()
     problems = load_problems("procedural", n=max(16, a.prompts * a.steps), difficulty=0 if tiny else 1, seed=a.seed)
     data = Dataset.from_list([{"prompt": q.problem, "answer": q.answer} for q in problems])
 
-    max_completion = a.max_completion or (64 if tiny else 384)
+    max_completion = a.max_completion or (64 if tiny else 256)
     with tempfile.TemporaryDirectory(prefix="trl-out-") as work:
         args = GRPOConfig(
             output_dir=work, max_steps=a.steps, learning_rate=1e-3 if tiny else 1e-5, seed=a.seed,

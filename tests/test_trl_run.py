@@ -18,6 +18,7 @@ from datasets import Dataset
 
 from taorl.integrations.trl import TaoGRPOTrainer, TaoRollout, tao_config, trl_loss_args
 from taorl.tools import Sandbox
+from taorl.types import SEG_MODEL, SEG_TOOL
 
 G, N = 4, 2
 OVERRIDES = ["rollout.max_turns=2", "rollout.max_turn_tokens=12", "rollout.obs_max_tokens=12", "tool.workers=1",
@@ -117,6 +118,76 @@ def test_tao_off_trains_as_plain_grpotrainer(tiny_model, tiny_tokenizer, data, s
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=name)
         moved |= not torch.equal(p, dict(tiny_model.named_parameters())[name])
     assert moved, "the step changed no weight: the comparison would be empty"
+
+
+def _chain(tok, *pieces):
+    return [tok.convert_tokens_to_ids(x) for x in pieces]
+
+
+def random_reward(completions, **kwargs):
+    """SYNTHETIC: a coin flip per completion (seeded), so that identical rollouts still have a spread."""
+    g = torch.Generator().manual_seed(len(completions))
+    return torch.randint(0, 2, (len(completions),), generator=g).float().tolist()
+
+
+@pytest.mark.parametrize("code, ok", [(("print", "(", "6", "*", "7", ")"), True),
+                                      (("print", "(", "1", "/", "0", ")"), False)])
+def test_tool_turns_through_trl(code, ok, chain_lm, tiny_tokenizer, data, sandbox, tmp_path):
+    """A real model that writes `print(...)` in a fenced block every turn, through TRL: TaoRollout runs
+    each block in the sandbox, TRL turns env_mask into tool_mask, and TaoGRPOTrainer reads the turns
+    back: the call statuses reach criterion 1 (all failed -> weight 0, reason tools_all_failed), and
+    the second turn's model tokens are post-tool (gate 1) and shaped; the advantages still equal
+    taorl's own path on the same rollouts."""
+    from taorl.algo import TokenBatch, entropy_from_logits, shape_advantage
+    from taorl.algo.step import decide_rollouts
+
+    tok = tiny_tokenizer
+    model = chain_lm(tok, _chain(tok, "Ċ", *code, "ĊĊ", "```", "python", "Ċ"))
+    cfg = tao_config("paper", [*OVERRIDES, "rollout.max_turn_tokens=24", "rollout.obs_max_tokens=32"])
+    args = trl.GRPOConfig(output_dir=str(tmp_path), max_steps=1, seed=0, per_device_train_batch_size=N * G,
+                          num_generations=G, max_completion_length=64, report_to=[], use_cpu=True,
+                          disable_tqdm=True, save_strategy="no", **trl_loss_args(cfg.algo))
+    tr = TaoGRPOTrainer(model=model.train(), processing_class=tok, reward_funcs=[random_reward], args=args,
+                        train_dataset=data, rollout_func=TaoRollout(cfg, sandbox=sandbox), tao=cfg)
+    inputs = [dict(data[i]) for i in range(N) for _ in range(G)]
+    out = tr._generate_and_score_completions(inputs)
+    step, trajs = tr.tao_step, tr.rollout_func.last
+    status = "ok" if ok else "runtime_error"
+    for t, f in zip(trajs, tr.tao_last.flags):
+        assert [c.status for c in t.tool_calls] == [status] * 2 and t.n_turns == 2, (t.text, t.finish)
+        assert (f["n_call"], f["n_ok"]) == (2, 2 if ok else 0)
+    for b, t in enumerate(trajs):  # observation tokens are never in TRL's loss mask
+        seg = torch.tensor(t.segment)
+        assert (seg == SEG_TOOL).any() and not out["tool_mask"][b, :len(seg)][seg == SEG_TOOL].any()
+    adv = step.advantage
+    gate = adv.per_token["gate"]
+    turn1 = (adv.turn == 1) & (adv.segment == SEG_MODEL)
+    assert turn1.any() and torch.equal(gate.bool(), turn1)  # post-tool gate: exactly turn 1's model tokens
+    if ok:
+        assert all(r is None or r.startswith("group_") for r in adv.reason)
+        assert float(step.metrics["tao/gated_fraction"]) > 0
+    else:
+        assert set(adv.reason) == {"tools_all_failed"} and not out["advantages"].any()
+        assert not out["tool_mask"].any() and float(out["num_items_in_batch"]) == 0
+    # parity with taorl's own path on these rollouts (tool turns included)
+    for t, r in zip(trajs, tr.tao_last.rewards.tolist()):
+        t.reward = r
+    by_group = [trajs[g * G:(g + 1) * G] for g in range(N)]
+    for g, row in enumerate(by_group):
+        for i, t in enumerate(row):
+            t.group, t.index = g, i
+    dec = decide_rollouts(by_group, cfg.algo, N, 0)
+    batch = TokenBatch.from_trajectories(trajs, dec.adv.reshape(-1), dec.weights.reshape(-1), pad_id=tok.pad_token_id)
+    with torch.no_grad():
+        logits = tr.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    H = entropy_from_logits(logits, temperature=tr.args.temperature) * batch.loss_mask
+    shaped, _ = shape_advantage(batch, H, cfg.algo)
+    C = out["completion_ids"].shape[1]
+    want = torch.zeros(N * G, C)
+    for b, t in enumerate(trajs):
+        p, n = len(t.prompt_ids), len(t.response_ids)
+        want[b, :n] = (shaped * batch.weight)[b, p - 1:p - 1 + n]
+    torch.testing.assert_close(out["advantages"].float(), want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
