@@ -722,6 +722,11 @@ fig
            "and each does on a real batch exactly what its formula says. On the tiny profile the training arms "
            "only show the plumbing, on `laptop` two steps of real numbers; on the full profile compare accuracy and entropy curves across the five arms.")),
 ])
+# ------------------------------------------------------------------------------------------ 09
+from _nb09 import cells as _nb09_cells  # noqa: E402  (the cells live beside this file: notebooks/_nb09.py)
+
+notebook("09_tao_rl_in_trl", _nb09_cells(header, PARAMS))
+
 # ------------------------------------------------------------------------------------------ 10
 from _nb10 import cells as _nb10_cells  # noqa: E402  (the cells live beside this file: notebooks/_nb10.py)
 

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
-EXPECTED = [f"{i:02d}" for i in range(9)]
+EXPECTED = [f"{i:02d}" for i in range(11)]
 
 
 def _load(path: Path) -> dict:
