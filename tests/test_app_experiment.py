@@ -174,3 +174,21 @@ def test_experiment_picked_in_the_sidebar_of_a_runs_folder(experiment, monkeypat
     assert at.sidebar.selectbox(key="tao_exp").value == str(out)
     assert at.title[0].value == "Experiment · mini"
     assert at.query_params["exp"] == ["experiments/mini"] or at.query_params["exp"] == "experiments/mini"
+
+
+def test_layout_finds_experiments_and_paces_runs(experiment, tmp_path):
+    from taorl.experiment.layout import eval_steps, experiment_runs, find_experiments, read_spec, step_time
+
+    out, _ = experiment
+    assert find_experiments(out) == [out]  # the folder itself
+    assert find_experiments(out / "runs") == [out]  # its runs/ (what the runner tells users to open)
+    assert find_experiments(out.parents[1]) == [out]  # a folder holding experiments/
+    assert find_experiments(out / "runs" / "base" / "seed-0") == []  # a run is not an experiment
+    runs = experiment_runs(out)
+    assert [(r.arm, r.seed) for r in runs] == [(a, s) for a in ("base", "tao") for s in (0, 1, 2)]
+    assert eval_steps(read_spec(out), 6) == [0, 3, 6] and eval_steps({"eval": {"every": 4}}, 6) == [0, 4, 6]
+    # median of the last gaps: 10 -> 12 -> 15 -> 16 -> 30: gaps 2, 3, 1, 14 -> 2.5 s per step
+    assert step_time([10.0, 12.0, 15.0, 16.0, 30.0]) == 2.5
+    assert step_time([42.0]) == 42.0 and step_time([]) is None
+    (tmp_path / "runs" / "x" / "seed-3").mkdir(parents=True)  # no experiment.yaml: the folders say it
+    assert find_experiments(tmp_path) == [tmp_path] and experiment_runs(tmp_path) == []
