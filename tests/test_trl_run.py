@@ -223,19 +223,41 @@ def test_two_step_run_reads_back(trl_run):
     assert "model" in segs and segs <= {"prompt", "model", "tool"}
 
 
-def test_trl_run_opens_in_the_dashboard(trl_run, monkeypatch):
+def _page(root, monkeypatch, view, **params):
     from pathlib import Path
 
     AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
-    root, _ = trl_run
     monkeypatch.setenv("TAORL_RUNS_DIR", str(root))
     at = AppTest.from_file(str(Path(__file__).parents[1] / "app" / "Home.py"), default_timeout=60)
-    at.switch_page("views/1_overview.py")
-    at.query_params["run"] = "trl-tiny"
+    at.switch_page(view)
+    for k, v in {"run": "trl-tiny", **params}.items():
+        at.query_params[k] = v
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert {m.label: m.value for m in at.metric}["step"] == "2"
+    return at
+
+
+def test_trl_run_opens_in_the_dashboard(trl_run, monkeypatch):
+    root, _ = trl_run
+    shown = {m.label: m.value for m in _page(root, monkeypatch, "views/1_overview.py").metric}
+    assert shown["step"] == "2" and shown["entropy"] != "–"
+
+
+@pytest.mark.parametrize("view", ["views/2_curves.py", "views/3_groups.py", "views/6_browser.py"])
+def test_dashboard_views_render_the_trl_run(trl_run, monkeypatch, view):
+    _page(trl_run[0], monkeypatch, view)
+
+
+def test_token_view_of_a_trl_rollout(trl_run, monkeypatch):
+    from taorl.store import open_run
+
+    root, _ = trl_run
+    tj = open_run(root / "trl-tiny").trajectories(2)
+    row = tj.row(0, named=True)
+    at = _page(root, monkeypatch, "views/5_tokens.py", step="2", traj=str(row["traj"]))
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["weight"] == f"{row['weight']:.2f}"
 
 
 @pytest.mark.slow
