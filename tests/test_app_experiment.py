@@ -107,11 +107,11 @@ def test_runs_table_state_step_eta(experiment, monkeypatch):
     row = runs.set_index(["arm", "seed"]).loc[("tao", 2)]
     assert row["state"] == "running" and row["step"] == "4 / 6"
     assert row["held-out"] == "2 / 3"  # after 0 and 3 steps of [0, 3, 6]
-    # ETA: 2 steps left × the median gap between its published steps' wall times
+    # ETA: 2 steps left × the median gap between its published steps' wall times, + evaluations left
     wall = _metrics(out / "runs" / "tao" / "seed-2").group_by("step").agg(pl.col("wall_s").first()).sort("step")["wall_s"]
     pace = statistics.median([b - a for a, b in itertools.pairwise(wall)])
     assert row["s / step"] == f"{pace:.1f}"
-    eta = 2 * pace
+    eta = 2 * pace + 1 * 1.0  # + its one evaluation to come, at the 1.0 s the held-out files record
     assert row["ETA"] == (f"{eta:.0f} s" if eta < 90 else f"{eta / 60:.0f} min" if eta < 5400 else f"{eta / 3600:.1f} h")
     done = runs.set_index(["arm", "seed"]).loc[("base", 1)]
     assert done["state"] == "finished" and done["step"] == "6 / 6" and done["ETA"] == "done"

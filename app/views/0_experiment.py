@@ -22,6 +22,7 @@ from taorl.experiment.layout import (
     eval_steps,
     experiment_runs,
     heldout_files,
+    planned_steps,
     read_heldout,
     read_spec,
     report_folder,
@@ -70,11 +71,17 @@ def runs_table(out: Path, spec: dict, runs, lrs: dict, held: pl.DataFrame) -> tu
     """One row per (arm, seed) and a sentence on the whole experiment's remaining time."""
     now = time.time()
     rows, remaining, paces, running = [], [], [], 0
+    # one evaluation's wall time (each held-out file records it): the runs' evaluations still to come count too
+    per_eval = held.filter(pl.col("step") > 0).group_by("arm", "seed", "step").agg(pl.col("seconds").first())
+    eval_s = per_eval["seconds"].drop_nulls().median() if len(per_eval) else None
     totals = {}
     for r in runs:
         lr = lrs.get((r.arm, r.seed))
         if lr is not None and _total_steps(lr):
             totals.setdefault(r.arm, _total_steps(lr))
+    for arm in dict.fromkeys(r.arm for r in runs):  # arms not started: what experiment.yaml sets
+        if arm not in totals and planned_steps(spec, arm):
+            totals[arm] = planned_steps(spec, arm)
     any_total = next(iter(totals.values()), None)
     for r in runs:
         lr = lrs.get((r.arm, r.seed))
@@ -91,31 +98,36 @@ def runs_table(out: Path, spec: dict, runs, lrs: dict, held: pl.DataFrame) -> tu
             pace = step_time(lr.metrics()["wall_s"].to_list()) if done > 0 else None
             state = run.status
             quiet = now - run.updated_at
+            evals_left = max(0, (n_eval or 0) - landed) * (eval_s or 0.0)
             if state == "running":
                 running += 1
                 if pace and quiet > max(600.0, 5 * pace):
                     state = f"running · no write for {_dur(quiet)}"
                 if pace and total:
-                    remaining.append((total - done) * pace)
+                    remaining.append((total - done) * pace + evals_left)
+            elif state == "finished" and evals_left:
+                remaining.append(evals_left)
             if pace:
                 paces.append(pace)
             row.update(state=state, step=f"{done} / {total or '?'}", progress=done / total if total else None,
                        **{"s / step": f"{pace:.1f}" if pace else "–"}, updated=tao_ui.ago(run.updated_at),
                        open=f"overview?run={tao_ui.run_label(sel, str(r.dir))}")
             if run.status == "running" and pace and total:
-                row["ETA"] = _dur((total - done) * pace)
+                row["ETA"] = _dur((total - done) * pace + evals_left)
             elif run.status == "finished":
-                row["ETA"] = "done"
+                row["ETA"] = "done" if not evals_left else f"{_dur(evals_left)} (evaluations)"
         rows.append(row)
     pending = [r for r in runs if (r.arm, r.seed) not in lrs]
-    if paces and any_total:
-        remaining += [statistics.median(paces) * any_total] * len(pending)
+    if paces:
+        remaining += [statistics.median(paces) * totals[r.arm] + len(eval_steps(spec, totals[r.arm])) * (eval_s or 0.0)
+                      for r in pending if totals.get(r.arm)]
     left = ""
     if remaining:
         at_once = max(1, running)
         left = (f"About **{_dur(sum(remaining) / at_once)}** left at the current pace "
-                f"({running or 1} run{'s' if running > 1 else ''} at once; runs not started yet counted at the "
-                "median time per step of the others).")
+                f"({running or 1} run{'s' if running > 1 else ''} at once; the runs not started yet counted at the "
+                "median time per step of the others"
+                + (f", each held-out evaluation at {_dur(eval_s)}" if eval_s else "") + ").")
     return pl.DataFrame(rows), left
 
 

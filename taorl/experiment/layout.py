@@ -15,6 +15,7 @@ Nothing here trains, evaluates or recomputes the report: it lists what is on dis
     read_spec(out)               experiment.yaml as a dict ({} when missing or unreadable)
     experiment_runs(out)         [ExperimentRun(arm, seed, dir)]: the spec's arms x seeds, then any
                                  other run directory found under runs/
+    planned_steps(spec, arm)     train.steps of the arm's runs, from the written experiment.yaml
     eval_steps(spec, steps)      the optimizer steps a run of `steps` steps is evaluated after
     read_heldout(out)            every held-out file landed so far, one long frame (+ unreadable ones)
     report_folder(out)           <out>/report when report.json and summary.parquet are there
@@ -38,7 +39,8 @@ _SEED_DIR = re.compile(r"^seed-(-?\d+)$")
 _STEP_FILE = re.compile(r"^step=(\d+)\.parquet$")
 _NOT_EXPERIMENTS = {"runs", "heldout", "logs", "report", "checkpoints", "metrics", "groups", "trajectories",
                     "tokens", "evals"}
-HELDOUT_SCHEMA = {"arm": pl.String, "seed": pl.Int64, "step": pl.Int64, "metric": pl.String, "value": pl.Float64}
+HELDOUT_SCHEMA = {"arm": pl.String, "seed": pl.Int64, "step": pl.Int64, "metric": pl.String, "value": pl.Float64,
+                  "seconds": pl.Float64}
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,25 @@ def experiment_runs(out: str | Path, spec: dict | None = None) -> list[Experimen
     return runs + extra
 
 
+def planned_steps(spec: dict, arm: str) -> int | None:
+    """train.steps a run of `arm` is set to, read without resolving the config: the last
+    `train.steps=N` of the arm's overrides, else of the experiment's, else the base config file's
+    train.steps (None when none says)."""
+    import yaml
+
+    for overrides in ((spec.get("arms") or {}).get(arm) or [], spec.get("overrides") or []):
+        for o in reversed(overrides):
+            k, _, v = str(o).partition("=")
+            if k.strip() == "train.steps" and v.strip().isdigit():
+                return int(v)
+    try:
+        base = yaml.safe_load(Path(spec.get("config") or "").read_text()) or {}
+        steps = (base.get("train") or {}).get("steps")
+        return int(steps) if steps is not None else None
+    except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def eval_steps(spec: dict, steps: int) -> list[int]:
     """The optimizer steps after which a run of `steps` steps is evaluated on the held-out set (the
     runner's schedule: ExperimentSpec.eval_steps, read from the written experiment.yaml)."""
@@ -176,19 +197,20 @@ def _seed_dirs(root: Path) -> list[tuple[str, int, Path]]:
 
 def read_heldout(out: str | Path, files: Sequence[tuple[str, int, int, Path]] | None = None
                  ) -> tuple[pl.DataFrame, list[str]]:
-    """(arm, seed, step, metric, value of the held-out files landed so far, ["file: why" of each
-    file that could not be read]): a bad file is left out and named, never fatal."""
+    """(arm, seed, step, metric, value, seconds (the evaluation's wall time, null in older files) of the
+    held-out files landed so far, ["file: why" of each file that could not be read]): a bad file is
+    left out and named, never fatal."""
     files = heldout_files(out) if files is None else files
     frames, bad = [], []
     for arm, seed, step, f in files:
         try:
-            df = pl.read_parquet(f, columns=["metric", "value"])
+            df = pl.read_parquet(f)
+            seconds = pl.col("seconds").cast(pl.Float64) if "seconds" in df.columns else pl.lit(None, pl.Float64)
+            frames.append(df.select(pl.lit(arm).alias("arm"), pl.lit(seed, pl.Int64).alias("seed"),
+                                    pl.lit(step, pl.Int64).alias("step"), pl.col("metric").cast(pl.String),
+                                    pl.col("value").cast(pl.Float64), seconds.alias("seconds")))
         except (pl.exceptions.PolarsError, OSError) as e:
             bad.append(f"{f}: {str(e).splitlines()[0][:160] if str(e) else e.__class__.__name__}")
-            continue
-        frames.append(df.select(pl.lit(arm).alias("arm"), pl.lit(seed, pl.Int64).alias("seed"),
-                                pl.lit(step, pl.Int64).alias("step"), pl.col("metric").cast(pl.String),
-                                pl.col("value").cast(pl.Float64)))
     if not frames:
         return pl.DataFrame(schema=HELDOUT_SCHEMA), bad
     return pl.concat(frames), bad
