@@ -83,22 +83,24 @@ def runs_table(out: Path, spec: dict, runs, lrs: dict, held: pl.DataFrame) -> tu
         if arm not in totals and planned_steps(spec, arm):
             totals[arm] = planned_steps(spec, arm)
     any_total = next(iter(totals.values()), None)
+    pending_left = []  # (steps, evaluation seconds) still to do by the runs not started
     for r in runs:
         lr = lrs.get((r.arm, r.seed))
-        total = totals.get(r.arm, any_total)
+        total = (_total_steps(lr) if lr is not None else None) or totals.get(r.arm, any_total)
         n_eval = len(eval_steps(spec, total)) if total else None
         landed = held.filter((pl.col("arm") == r.arm) & (pl.col("seed") == r.seed))["step"].n_unique()
+        evals_left = max(0, (n_eval or 0) - landed) * (eval_s or 0.0)
         row = {"arm": r.arm, "seed": r.seed, "state": "not started", "step": f"0 / {total or '?'}", "progress": 0.0,
                "s / step": "–", "ETA": "–", "updated": "–",
                "held-out": f"{landed} / {n_eval}" if n_eval else str(landed), "open": None}
+        if lr is None and total:
+            pending_left.append((total, evals_left))
         if lr is not None:
             run = lr.run
             done = run.last_step + 1
-            total = _total_steps(lr) or total
             pace = step_time(lr.metrics()["wall_s"].to_list()) if done > 0 else None
             state = run.status
             quiet = now - run.updated_at
-            evals_left = max(0, (n_eval or 0) - landed) * (eval_s or 0.0)
             if state == "running":
                 running += 1
                 if pace and quiet > max(600.0, 5 * pace):
@@ -117,10 +119,8 @@ def runs_table(out: Path, spec: dict, runs, lrs: dict, held: pl.DataFrame) -> tu
             elif run.status == "finished":
                 row["ETA"] = "done" if not evals_left else f"{_dur(evals_left)} (evaluations)"
         rows.append(row)
-    pending = [r for r in runs if (r.arm, r.seed) not in lrs]
     if paces:
-        remaining += [statistics.median(paces) * totals[r.arm] + len(eval_steps(spec, totals[r.arm])) * (eval_s or 0.0)
-                      for r in pending if totals.get(r.arm)]
+        remaining += [statistics.median(paces) * steps + ev for steps, ev in pending_left]
     left = ""
     if remaining:
         at_once = max(1, running)
