@@ -285,7 +285,11 @@ def body(out: Path) -> None:
     sig = tuple((a, s, k, str(f), f.stat().st_mtime) for a, s, k, f in files if f.exists())
     held, bad = _heldout(str(out), sig)
     folder = report_folder(out)
-    rep = _report(str(folder), (folder / "report.json").stat().st_mtime) if folder else None
+    try:
+        rep = _report(str(folder), (folder / "report.json").stat().st_mtime) if folder else None
+    except (OSError, ValueError) as e:  # being rewritten this moment: the next refresh reads it
+        rep = None
+        st.caption(f"The report is being written ({e.__class__.__name__}); it appears on the next refresh.")
     newest = max((m for *_x, m in sig), default=0.0)
     if lrs:
         curves(out, arms, lrs, colors)
