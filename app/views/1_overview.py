@@ -67,9 +67,10 @@ def body(sel, lr):
 
     show = [x for x in ("reward", "entropy", "tao/post_tool_entropy", "tools/success_rate") if x in m.columns]
     if show:  # the chart first: the browser draws it while the cards below are computed
-        tao_ui.plot(tao_ui.cached_figure(("overview", lr.key, tuple(show)), lambda: curves_figure(
-            {name: m}, show, smoothing=0.6, colors={name: sel.colors.get(name, "#0072B2")}, cols=4,
-            height_per_row=250, max_points=300)), key="overview-curves")
+        color = sel.colors.get(name, "#0072B2")
+        tao_ui.plot(tao_ui.cached_figure(("overview", lr.key, tuple(show), name, color), lambda: curves_figure(
+            {name: m}, show, smoothing=0.6, colors={name: color}, cols=4, height_per_row=250, max_points=300)),
+            key="overview-curves")
 
     window = HealthThresholds().window
     st.subheader("Health", help=f"each card: the last {window} steps")

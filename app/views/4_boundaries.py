@@ -61,7 +61,8 @@ def body(sel, lrs):
     if post.open:
         frames = {sel.label(p): lr.metrics() for p, lr in lrs.items()}
         with post:
-            tao_ui.plot(tao_ui.cached_figure(("b-post", tuple(lr.key for lr in lrs.values())), lambda: post_tool_figure(
+            tao_ui.plot(tao_ui.cached_figure(("b-post", tuple(lr.key for lr in lrs.values()),
+                                              tuple(sel.colors.get(n) for n in frames)), lambda: post_tool_figure(
                 frames, colors=sel.colors, title="Post-tool tokens (solid) vs other tokens (dashed) over training")),
                 key="b-post")
 
