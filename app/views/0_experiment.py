@@ -92,7 +92,7 @@ def runs_table(out: Path, spec: dict, runs, lrs: dict, held: pl.DataFrame) -> tu
         evals_left = max(0, (n_eval or 0) - landed) * (eval_s or 0.0)
         row = {"arm": r.arm, "seed": r.seed, "state": "not started", "step": f"0 / {total or '?'}", "progress": 0.0,
                "s / step": "–", "ETA": "–", "updated": "–",
-               "held-out": f"{landed} / {n_eval}" if n_eval else str(landed), "open": None}
+               "held-out": f"{landed} / {n_eval}" if n_eval else str(landed), "open": ""}
         if lr is None and total:
             pending_left.append((total, evals_left))
         if lr is not None:
@@ -181,9 +181,12 @@ def heldout(out: Path, spec: dict, arms: list[str], held: pl.DataFrame, colors: 
     rate = ("tokens" not in metric and "per_rollout" not in metric
             and float(part["value"].min()) >= 0.0 and float(part["value"].max()) <= 1.0)
     key = ("exp-heldout", str(out), len(held), float(held["value"].sum()), metric)
-    tao_ui.plot(tao_ui.cached_figure(key, lambda: seed_band_figure(
-        part, arms, title=f"Held-out {metric.removeprefix('heldout/')}", percent=rate, colors=colors,
-        seed_lines=True, height=340)), key="exp-heldout")
+    def build():
+        fig = seed_band_figure(part, arms, title=f"Held-out {metric.removeprefix('heldout/')}", percent=rate,
+                               colors=colors, seed_lines=True, height=340)
+        return fig.update_yaxes(range=[-0.02, 1.02]) if rate else fig
+
+    tao_ui.plot(tao_ui.cached_figure(key, build), key="exp-heldout")
     steps = sorted(part["step"].unique().to_list())
     from_report = report_current and rep is not None and metric == rep.get("primary")
     rows = []
@@ -295,7 +298,7 @@ def body(out: Path) -> None:
         curves(out, arms, lrs, colors)
     table, left = runs_table(out, spec, runs, lrs, held)
     st.subheader("Runs")
-    st.dataframe(table, hide_index=True, column_config={
+    st.dataframe(table, hide_index=True, height=35 * (len(table) + 1) + 3, column_config={  # every run, no scroll
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         "open": st.column_config.LinkColumn("open", display_text="overview", help="the run's own pages")})
     if left:
