@@ -190,5 +190,11 @@ def test_layout_finds_experiments_and_paces_runs(experiment, tmp_path):
     # median of the last gaps: 10 -> 12 -> 15 -> 16 -> 30: gaps 2, 3, 1, 14 -> 2.5 s per step
     assert step_time([10.0, 12.0, 15.0, 16.0, 30.0]) == 2.5
     assert step_time([42.0]) == 42.0 and step_time([]) is None
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "x-seed-3-start.log").write_bytes(b"priming 1/4 probe\nLoading:  10%\rLoading: 100%\n\n")
+    from taorl.experiment.layout import last_log_line
+
+    assert last_log_line(tmp_path, "x", 3)[0] == "Loading: 100%" and last_log_line(tmp_path, "x", 4) is None
     (tmp_path / "runs" / "x" / "seed-3").mkdir(parents=True)  # no experiment.yaml: the folders say it
     assert find_experiments(tmp_path) == [tmp_path] and experiment_runs(tmp_path) == []

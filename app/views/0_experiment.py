@@ -22,6 +22,7 @@ from taorl.experiment.layout import (
     eval_steps,
     experiment_runs,
     heldout_files,
+    last_log_line,
     planned_steps,
     read_heldout,
     read_spec,
@@ -90,9 +91,12 @@ def runs_table(out: Path, spec: dict, runs, lrs: dict, held: pl.DataFrame) -> tu
         n_eval = len(eval_steps(spec, total)) if total else None
         landed = held.filter((pl.col("arm") == r.arm) & (pl.col("seed") == r.seed))["step"].n_unique()
         evals_left = max(0, (n_eval or 0) - landed) * (eval_s or 0.0)
-        row = {"arm": r.arm, "seed": r.seed, "state": "not started", "step": f"0 / {total or '?'}", "progress": 0.0,
-               "s / step": "–", "ETA": "–", "updated": "–",
-               "held-out": f"{landed} / {n_eval}" if n_eval else str(landed), "open": ""}
+        log = last_log_line(out, r.arm, r.seed)
+        row = {"arm": r.arm, "seed": r.seed, "state": "before training" if log and lr is None else "not started",
+               "step": f"0 / {total or '?'}", "progress": 0.0, "s / step": "–", "ETA": "–",
+               "updated": tao_ui.ago(log[1]) if log else "–",
+               "held-out": f"{landed} / {n_eval}" if n_eval else str(landed),
+               "last log line": (log[0][:117] + "…" if len(log[0]) > 118 else log[0]) if log else "", "open": ""}
         if lr is None and total:
             pending_left.append((total, evals_left))
         if lr is not None:
@@ -112,7 +116,8 @@ def runs_table(out: Path, spec: dict, runs, lrs: dict, held: pl.DataFrame) -> tu
             if pace:
                 paces.append(pace)
             row.update(state=state, step=f"{done} / {total or '?'}", progress=done / total if total else None,
-                       **{"s / step": f"{pace:.1f}" if pace else "–"}, updated=tao_ui.ago(run.updated_at),
+                       **{"s / step": f"{pace:.1f}" if pace else "–"},
+                       updated=tao_ui.ago(max(run.updated_at, log[1] if log else 0.0)),
                        open=f"overview?run={tao_ui.run_label(sel, str(r.dir))}")
             if run.status == "running" and pace and total:
                 row["ETA"] = _dur((total - done) * pace + evals_left)
@@ -300,7 +305,9 @@ def body(out: Path) -> None:
     st.subheader("Runs")
     st.dataframe(table, hide_index=True, height=35 * (len(table) + 1) + 3, column_config={  # every run, no scroll
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-        "open": st.column_config.LinkColumn("open", display_text="overview", help="the run's own pages")})
+        "open": st.column_config.LinkColumn("open", display_text="overview", help="the run's own pages"),
+        "last log line": st.column_config.TextColumn(
+            "last log line", help="the last line of the run's newest log in logs/ (written under --jobs)")})
     if left:
         st.caption(left)
     heldout(out, spec, arms, held, colors, rep, rep is not None and newest <= rep["_mtime"] + 1)

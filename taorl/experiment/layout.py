@@ -19,6 +19,7 @@ Nothing here trains, evaluates or recomputes the report: it lists what is on dis
     eval_steps(spec, steps)      the optimizer steps a run of `steps` steps is evaluated after
     read_heldout(out)            every held-out file landed so far, one long frame (+ unreadable ones)
     report_folder(out)           <out>/report when report.json and summary.parquet are there
+    last_log_line(out, arm, s)   the last line of the run's newest log (under --jobs)
     step_time(wall_s)            seconds per optimizer step of a run, from its published steps
 """
 
@@ -214,6 +215,32 @@ def read_heldout(out: str | Path, files: Sequence[tuple[str, int, int, Path]] | 
     if not frames:
         return pl.DataFrame(schema=HELDOUT_SCHEMA), bad
     return pl.concat(frames), bad
+
+
+def last_log_line(out: str | Path, arm: str, seed: int, max_bytes: int = 4096) -> tuple[str, float] | None:
+    """(the last line written, its file's mtime) of the run's newest log in <out>/logs/ (the runner
+    writes <arm>-seed-<s>-<start|train|eval>.log under --jobs); progress-bar redraws (\\r) keep
+    their last state. None without a log."""
+    logs = Path(out) / "logs"
+    cands = [logs / f"{arm}-seed-{seed}-{what}.log" for what in ("start", "train", "eval")]
+    found = []
+    for f in cands:
+        try:
+            found.append((f.stat().st_mtime, f))
+        except OSError:
+            continue
+    if not found:
+        return None
+    mtime, f = max(found)
+    try:
+        with open(f, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - max_bytes))
+            tail = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    lines = [x.split("\r")[-1].strip() for x in tail.replace("\r\n", "\n").split("\n")]
+    lines = [x for x in lines if x]
+    return (lines[-1], mtime) if lines else None
 
 
 def report_folder(out: str | Path) -> Path | None:
