@@ -32,6 +32,8 @@ def main() -> int:
     ap.add_argument("pages", nargs="*", default=["boundaries", "tokens"])
     ap.add_argument("--compare", default=None, help="a second run to overlay on multi-run pages")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--open", action="store_true",
+                    help="open the page's expanders first (the entropy page draws its heatmaps when opened)")
     ap.add_argument("--height", type=int, default=1100,
                     help="window height in pixels (Streamlit scrolls inside the page: a taller window shows more)")
     a = ap.parse_args()
@@ -56,6 +58,10 @@ def main() -> int:
                     page.get_by_role("option", name=a.compare).click()
                     page.keyboard.press("Escape")
                     wait_rendered(page, 120_000)
+                if a.open:
+                    for summary in page.locator("[data-testid='stMain'] [data-testid='stExpander'] summary").all():
+                        summary.click()
+                        wait_rendered(page, 120_000)
                 if name not in ("tokens", "browser", "group"):
                     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
                 page.wait_for_timeout(800)
