@@ -362,7 +362,7 @@ def _mechanism_markdown(spec: ExperimentSpec, res: dict) -> list[str]:
         L += ["", f"## Held-out accuracy by number of tool calls after {final} steps", "",
               "Each cell: the accuracy of the rollouts that made that many calls, and (in brackets) their share of "
               "all rollouts, both as means over seeds (a seed without such rollouts does not count in the "
-              "accuracy).", "", "| arm | " + " | ".join(f"{b} calls" for b in BUCKETS) + " |",
+              "accuracy).", "", "| arm | " + " | ".join(f"{b} call{'' if b == '1' else 's'}" for b in BUCKETS) + " |",
               "|---|" + "---|" * len(BUCKETS)]
         for arm in spec.arms:
             cells = []
