@@ -97,7 +97,7 @@ def dose_figure(spec: ExperimentSpec, held: pl.DataFrame, metric: str, step: int
             fig.add_hrect(y0=max(iv.low, 0.0), y1=min(iv.high, 1.0), fillcolor="#999", opacity=0.12, line_width=0)
     fig.update_xaxes(title_text="shaping coefficient a (filters on; a = 0: filters only, 0.01: the paper's)",
                      categoryorder="array", categoryarray=labels)
-    fig.update_yaxes(title_text=f"held-out {metric.removeprefix('heldout/')}", tickformat=".0%")
+    fig.update_yaxes(title_text=f"held-out {metric.removeprefix('heldout/')}", tickformat=".0%", range=[0, 1.05])
     return tidy(fig, f"Dose-response after {step} steps: mean, 95 % interval over seeds, seeds as dots",
                 height=420, legend=False)
 
@@ -127,12 +127,14 @@ def calls_figure(spec: ExperimentSpec, held: pl.DataFrame, step: int) -> go.Figu
         ys = [r["accuracy"].mean for r in part]
         err = [(r["accuracy"].high - r["accuracy"].mean) if r["accuracy"].n > 1 else 0.0 for r in part]
         errm = [(r["accuracy"].mean - r["accuracy"].low) if r["accuracy"].n > 1 else 0.0 for r in part]
-        fig.add_trace(go.Bar(x=[f"{r['calls']} calls" for r in part], y=ys, name=arm, marker_color=colors.get(arm),
+        fig.add_trace(go.Bar(x=[f"{r['calls']} call{'' if r['calls'] == '1' else 's'}" for r in part], y=ys, name=arm,
+                             marker_color=colors.get(arm), texttemplate="%{customdata:.0f} %", textposition="inside",
                              error_y={"type": "data", "symmetric": False, "array": err, "arrayminus": errm},
                              customdata=[100 * r["share"].mean for r in part],
                              hovertemplate=f"{arm}: accuracy %{{y:.1%}} (%{{customdata:.0f}} % of rollouts)"
                                            "<extra></extra>"))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="held-out accuracy of those rollouts", tickformat=".0%", range=[0, 1.05])
-    return tidy(fig, f"Held-out accuracy by number of tool calls after {step} steps (mean over seeds, 95 % interval)",
+    return tidy(fig, f"Held-out accuracy by number of tool calls after {step} steps (mean over seeds, 95 % interval; "
+                "in the bar: share of the arm's rollouts)",
                 height=400)

@@ -32,7 +32,8 @@ TRAIN_METRICS = ["reward", "tao/groups_kept", "train/trained_rollouts", "tools/c
 # what the shaping did (issue 24): entropies, the factor (1 + a·Ĥ) on gated tokens, the tool use of the
 # training rollouts ("calls/*": taorl.experiment.calls from the runs' trajectories tables)
 SHAPING_METRICS = ["tao/post_tool_entropy", "tao/other_entropy", "tao/shaping_factor_mean", "tao/shaping_factor_std",
-                   "tools/call_frequency", "calls/error_rollouts", "calls/calls_after_error", "calls/recovered"]
+                   "tools/call_frequency", "calls/error_rollouts", "calls/calls_after_error", "calls/recovered",
+                   "tokens/post_tool_high_entropy_share", "tokens/other_high_entropy_share"]
 # the same for the held-out rollouts (taorl.experiment.runner.heldout_metrics; absent in older experiments)
 HELDOUT_CALL_METRICS = ["heldout/calls_per_rollout", "heldout/error_rollouts", "heldout/calls_after_error",
                         "heldout/recovered"]
@@ -60,6 +61,7 @@ def load_summary(out: Path, spec: ExperimentSpec) -> pl.DataFrame:
                                    pl.col("value").cast(pl.Float64), pl.lit("train").alias("source")))
             calls = _train_call_metrics(d)
             if calls is not None:
+                calls = pl.concat([calls, _train_token_metrics(d)])
                 frames.append(calls.select(pl.lit(arm).alias("arm"), pl.lit(seed, pl.Int64).alias("seed"), "step",
                                            "metric", "value", pl.lit("train").alias("source")))
     schema = {"arm": pl.String, "seed": pl.Int64, "step": pl.Int64, "metric": pl.String, "value": pl.Float64,
@@ -87,6 +89,30 @@ def _train_call_metrics(d: Path) -> pl.DataFrame | None:
         for k, v in call_metrics_from([list(x or []) for x in g["statuses"].to_list()], g["reward"].to_list()).items():
             rows.append((int(step), f"calls/{k}", float(v)))
     return pl.DataFrame(rows, schema={"step": pl.Int64, "metric": pl.String, "value": pl.Float64}, orient="row")
+
+
+HIGH_ENTROPY = 0.5  # nats: a token "at a fork" (the primed model's typical token is below 0.05)
+
+
+def _train_token_metrics(d: Path) -> pl.DataFrame:
+    """step, metric, value: the share of model tokens with entropy above HIGH_ENTROPY among those after
+    a tool output (offset >= 0) and the others ("tokens/*"), from the run's tokens table (the
+    trajectories it kept token rows for). Empty when the table is missing."""
+    from taorl.store import open_run
+
+    schema = {"step": pl.Int64, "metric": pl.String, "value": pl.Float64}
+    try:
+        t = open_run(d).tokens(columns=["offset", "entropy"]).filter(pl.col("entropy").is_not_null())
+    except Exception:  # noqa: BLE001 - an older or partial run: the report goes on without them
+        return pl.DataFrame(schema=schema)
+    if t.is_empty():
+        return pl.DataFrame(schema=schema)
+    after = pl.col("offset").is_not_null() & (pl.col("offset") >= 0)
+    high = (pl.col("entropy") > HIGH_ENTROPY).cast(pl.Float64)
+    out = t.group_by("step").agg(high.filter(after).mean().alias("tokens/post_tool_high_entropy_share"),
+                                 high.filter(~after).mean().alias("tokens/other_high_entropy_share"))
+    return (out.unpivot(index="step", variable_name="metric", value_name="value").drop_nulls("value")
+            .select(pl.col("step").cast(pl.Int64), "metric", pl.col("value").cast(pl.Float64)))
 
 
 def _per_seed(df: pl.DataFrame, arm: str, metric: str, step: int) -> dict[int, float]:
@@ -192,6 +218,8 @@ def analyse(spec: ExperimentSpec, summary: pl.DataFrame) -> dict:
 
 def verdict(p: dict, than: str = "the baseline") -> str:
     """One plain sentence on a paired difference's interval."""
+    if p["n"] == 0:
+        return "no paired seeds yet"
     if p["n"] < 2 or p["low"] is None:
         return "one seed only: no interval"
     if p["low"] > 0:
@@ -329,24 +357,31 @@ def _mechanism_markdown(spec: ExperimentSpec, res: dict) -> list[str]:
     if any(sh.values()):
         L += ["", "## What the shaping did during training (each run's mean over its steps, then mean "
                   "[95 % interval] over seeds)", "",
-              "Entropies in nats on loss tokens (post-tool: the tokens the shaping gates); the factor "
-              "(1 + a·Ĥ) on the gated tokens, 1 where nothing is gated or the shaping is off (min and max: "
-              "each run's extremes over its steps); tool use of the training rollouts (calls after an error: "
-              "over the rollouts with a failed call, the calls made after the first failure; recovered: the "
-              "share of those with an ok call after it).", "",
-              "| arm | a | post-tool entropy | … first ¼ of steps | … last ¼ | other tokens' entropy | factor mean | "
-              "factor std | factor min | factor max | calls per rollout | rollouts with a failed call | calls after "
-              "an error | recovered |", "|---|" + "---|" * 13]
+              "Entropies in nats on loss tokens (post-tool: the tokens the shaping gates); the share of model "
+              f"tokens above {HIGH_ENTROPY} nats after a tool output and elsewhere (where the forks are); the factor "
+              "(1 + a·Ĥ) on the gated tokens, 1 where nothing is gated or the shaping is off (min and max: each "
+              "run's extremes over its steps).", "",
+              "| arm | a | post-tool entropy | … first ¼ of steps | … last ¼ | other tokens' entropy | "
+              f"tokens > {HIGH_ENTROPY} nats after a tool output | … elsewhere | factor mean | factor std | factor min | "
+              "factor max |", "|---|" + "---|" * 11]
         for arm, m in sh.items():
             a = f"{doses[arm]['a']:g}" if doses[arm]["shaping"] else "off"
             cells = [_num(m.get(k)) for k in ("tao/post_tool_entropy", "post_tool_entropy_first_quarter",
-                                               "post_tool_entropy_last_quarter", "tao/other_entropy",
-                                               "tao/shaping_factor_mean", "tao/shaping_factor_std",
-                                               "tao/shaping_factor_min", "tao/shaping_factor_max",
-                                               "tools/call_frequency")]
-            cells += [_pct(m.get("calls/error_rollouts"), rate=True), _num(m.get("calls/calls_after_error")),
-                      _pct(m.get("calls/recovered"), rate=True)]
+                                               "post_tool_entropy_last_quarter", "tao/other_entropy")]
+            cells += [_pct(m.get(k), rate=True) for k in ("tokens/post_tool_high_entropy_share",
+                                                          "tokens/other_high_entropy_share")]
+            cells += [_num(m.get(k)) for k in ("tao/shaping_factor_mean", "tao/shaping_factor_std",
+                                               "tao/shaping_factor_min", "tao/shaping_factor_max")]
             L.append(f"| {arm} | {a} | " + " | ".join(cells) + " |")
+        L += ["", "## Tool use of the training rollouts (each run's mean over its steps, then mean [95 % interval] "
+                  "over seeds)", "",
+              "Calls after an error: over the rollouts with a failed call, the calls made after the first failure; "
+              "recovered: the share of those with an ok call after it.", "",
+              "| arm | calls per rollout | rollouts with a failed call | calls after an error | recovered |",
+              "|---|---|---|---|---|"]
+        for arm, m in sh.items():
+            L.append(f"| {arm} | {_num(m.get('tools/call_frequency'))} | {_pct(m.get('calls/error_rollouts'), rate=True)} | "
+                     f"{_num(m.get('calls/calls_after_error'))} | {_pct(m.get('calls/recovered'), rate=True)} |")
     if final is not None and any(a.get("calls", {}).get("heldout/calls_per_rollout", {}).get("n") for a in res["arms"].values()):
         L += ["", f"## Tool use on the held-out set after {final} steps (mean [95 % interval] over seeds)", "",
               "| arm | calls per rollout | rollouts with a failed call | calls after an error | recovered |",
