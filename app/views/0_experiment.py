@@ -41,6 +41,16 @@ UNIT_RANGE = {"reward", "accuracy", "tools/success_rate", "tools/call_rate", "co
               "tao/void_rate", "clip_ratio/high_mean", "clip_ratio/low_mean"}
 
 
+def _layout(fig, xs: pl.Series):
+    """The experiment page's figures: the legend (one entry per arm, often several rows) under the
+    plot, not over its title; whole steps on the x axis while there are few."""
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
+                      margin={"b": 10})
+    if len(xs) and int(xs.max()) <= 12:
+        fig.update_xaxes(dtick=1)
+    return fig
+
+
 def _dur(s: float | None) -> str:
     if s is None:
         return "–"
@@ -95,8 +105,8 @@ def runs_table(out: Path, spec: dict, runs, lrs: dict, held: pl.DataFrame) -> tu
         row = {"arm": r.arm, "seed": r.seed, "state": "before training" if log and lr is None else "not started",
                "step": f"0 / {total or '?'}", "progress": 0.0, "s / step": "–", "ETA": "–",
                "updated": tao_ui.ago(log[1]) if log else "–",
-               "held-out": f"{landed} / {n_eval}" if n_eval else str(landed),
-               "last log line": (log[0][:117] + "…" if len(log[0]) > 118 else log[0]) if log else "", "open": ""}
+               "held-out": f"{landed} / {n_eval}" if n_eval else str(landed), "open": "",
+               "last log line": (log[0][:117] + "…" if len(log[0]) > 118 else log[0]) if log else ""}
         if lr is None and total:
             pending_left.append((total, evals_left))
         if lr is not None:
@@ -156,9 +166,9 @@ def curves(out: Path, arms: list[str], lrs: dict, colors: dict) -> None:
                      for (arm, seed), df in frames.items() if metric in df.columns]
             frame = pl.concat(parts) if parts else pl.DataFrame(schema={"arm": pl.String, "seed": pl.Int64,
                                                                        "step": pl.Int64, "value": pl.Float64})
-            return seed_band_figure(frame, arms, title=label(metric), smoothing=smoothing, colors=colors,
-                                    x_title="training step", seed_lines=True, max_points=300, height=330,
-                                    bounds=(0.0, 1.0) if metric in UNIT_RANGE else None)
+            return _layout(seed_band_figure(frame, arms, title=label(metric), smoothing=smoothing, colors=colors,
+                                            x_title="training step", seed_lines=True, max_points=300, height=380,
+                                            bounds=(0.0, 1.0) if metric in UNIT_RANGE else None), frame["step"])
         with cols[i % 2]:
             tao_ui.plot(tao_ui.cached_figure(("exp-curve", str(out), key, metric, smoothing), build),
                         key=f"exp-curve-{metric}")
@@ -187,8 +197,8 @@ def heldout(out: Path, spec: dict, arms: list[str], held: pl.DataFrame, colors: 
             and float(part["value"].min()) >= 0.0 and float(part["value"].max()) <= 1.0)
     key = ("exp-heldout", str(out), len(held), float(held["value"].sum()), metric)
     def build():
-        fig = seed_band_figure(part, arms, title=f"Held-out {metric.removeprefix('heldout/')}", percent=rate,
-                               colors=colors, seed_lines=True, height=340)
+        fig = _layout(seed_band_figure(part, arms, title=f"Held-out {metric.removeprefix('heldout/')}",
+                                       percent=rate, colors=colors, seed_lines=True, height=380), part["step"])
         return fig.update_yaxes(range=[-0.02, 1.02]) if rate else fig
 
     tao_ui.plot(tao_ui.cached_figure(key, build), key="exp-heldout")
@@ -307,7 +317,7 @@ def body(out: Path) -> None:
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         "open": st.column_config.LinkColumn("open", display_text="overview", help="the run's own pages"),
         "last log line": st.column_config.TextColumn(
-            "last log line", help="the last line of the run's newest log in logs/ (written under --jobs)")})
+            "last log line", width="large", help="the last line of the run's newest log in logs/ (written under --jobs)")})
     if left:
         st.caption(left)
     heldout(out, spec, arms, held, colors, rep, rep is not None and newest <= rep["_mtime"] + 1)
