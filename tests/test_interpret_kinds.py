@@ -6,7 +6,8 @@ import pytest
 
 from taorl.config import ToolConfig, load_config
 from taorl.data.interpret import KINDS, N_CALLS, reference_step
-from taorl.data.procedural import KINDS as ARITHMETIC, generate
+from taorl.data.procedural import KINDS as ARITHMETIC
+from taorl.data.procedural import generate
 from taorl.errors import UserError
 from taorl.rewards.grader import grade
 from taorl.tools import Sandbox
