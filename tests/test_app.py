@@ -348,3 +348,22 @@ def test_corrupt_step_is_named(runs, tmp_path, monkeypatch):
     no_errors(at)
     warn = next(w.value for w in at.warning if "Unreadable" in w.value)
     assert "step 2 `metrics`" in warn and "metrics/step=000002/part-0.parquet" in warn
+
+
+def test_ablation_page_shows_a_dose_response(runs, tmp_path, monkeypatch):
+    """The published dose-response report (docs/results/cpu-smollm2-interpret, real runs): the dose
+    table, its figures and the plain-words reading, read from report.json, not recomputed."""
+    src = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu-smollm2-interpret"
+    shutil.copytree(runs / "on", tmp_path / "on")
+    shutil.copytree(src, tmp_path / "experiments" / "interpret" / "report")
+    at = app(tmp_path, monkeypatch, "views/10_ablation.py")
+    no_errors(at)
+    dose = next(d.value for d in at.dataframe if "Δ vs a = 0" in d.value.columns).set_index("arm")
+    assert list(dose["a"]) == [0.0, 0.01, 0.1, 0.3]
+    # filters-only per seed 0.7083, 0.6667, 0.6250: mean 0.6667, s 0.04167, half 4.3027 * s / sqrt(3) = 0.1035
+    assert dose.loc["filters-only", "held-out"] == "66.7 % [56.3, 77.0]"
+    assert dose.loc["filters-only", "Δ vs a = 0"] == "–"
+    # tao-rl - filters-only per seed 0, 0, -0.0417: mean -1.4 %, s 0.02406, half 4.3027 * s / sqrt(3) = 5.98 %
+    assert dose.loc["tao-rl", "Δ vs a = 0"] == "-1.4 % [-7.4, 4.6]"
+    assert any("reading.md" in e.label for e in at.expander)
+    assert len(at.get("plotly_chart")) >= 6  # heldout, reward, paired + dose, post_tool_entropy, calls

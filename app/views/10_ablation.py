@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 import tao_ui
-from report_tables import heldout_table, paired_table
+from report_tables import heldout_table, iv, paired_table
 
 from taorl.config import config_diff
 from taorl.experiment.report import find_reports, load_report
@@ -59,8 +59,29 @@ def experiments(sel) -> None:
     for i, name in enumerate(n for n in ("heldout", "reward", "paired") if n in figs):
         with cols[i % 2]:
             tao_ui.plot(figs[name], key=f"ab-exp-{name}")
+    if rep.get("dose"):
+        _dose(rep, figs)
+    reading = Path(folder) / "reading.md"
+    if reading.is_file():
+        with st.expander("reading.md: what the numbers do and do not show"):
+            st.markdown(reading.read_text())
     with st.expander("report.md"):
         st.markdown((Path(folder) / "report.md").read_text().split("## Figures")[0])
+
+
+def _dose(rep: dict, figs: dict) -> None:
+    """The dose-response of an experiment whose filters-on arms differ in the shaping coefficient a
+    (read from report.json's `dose`, written by taorl.experiment.dose; nothing recomputed)."""
+    st.markdown("**Dose-response**: held-out accuracy against the shaping coefficient a (filters on; "
+                "a = 0 is filters only, a = 0.01 the paper's TAO-RL), paired with the a = 0 arm")
+    st.dataframe(pl.DataFrame([{"arm": d["arm"], "a": d["a"], "seeds": d["n"], "held-out": iv(d),
+                                "Δ vs a = 0": iv(d.get("delta")),
+                                "per seed": ", ".join(f"{s}: {100 * v:.1f}" for s, v in sorted(d["per_seed"].items()))}
+                               for d in rep["dose"]]), hide_index=True)
+    cols = st.columns(2)
+    for i, name in enumerate(n for n in ("dose", "post_tool_entropy", "calls") if n in figs):
+        with cols[i % 2]:
+            tao_ui.plot(figs[name], key=f"ab-exp-{name}")
 
 
 def _short(root, folder: str) -> str:
