@@ -15,7 +15,7 @@ HERE = Path(os.environ.get("TAORL_NB_OUT") or Path(__file__).parent)  # tests bu
 # notebooks/_publish.py. None: not measured yet.
 LAPTOP_RUNTIME: dict[str, str | None] = {
     "00": "about 25 s", "01": "about 20 s", "02": "about 30 s", "03": "about 45 s", "04": "about 50 s",
-    "05": "about 10 s", "06": "about 2 minutes", "07": "about 3.5 minutes", "08": "about 1.5 minutes",
+    "05": "about 10 s", "06": "about 2 minutes", "07": "about 3.5 minutes", "08": "about 1.5 minutes", "10": "about 30 s",
 }
 
 
