@@ -9,6 +9,7 @@ from a clone inside `mktemp -d` (.ci/run).
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -71,12 +72,19 @@ def test_an_interpreter_tool_code_cannot_read_stops_the_sandbox(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([tool_venv.BASE_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
     own_site = next(venv.glob("lib/python3*/site-packages"))
-    (own_site / "tool.pth").write_text(site + "\n")  # numpy + sympy from the good venv, via its own site dir
-    with pytest.raises(SandboxUnavailable) as e:
-        Sandbox(ToolConfig(isolation="rlimits", workers=1, python=str(venv / "bin" / "python")))
+    # numpy + sympy from the good venv, via its own site dir; and a directory under /root (hidden from
+    # each call, and sorted before /tmp, as a checkout at /check/... is): the interpreter's own
+    # site-packages is still the one named, the others counted
+    early = Path(tempfile.mkdtemp(prefix="taorl-test-", dir="/root"))
+    try:
+        (own_site / "tool.pth").write_text(f"{early}\n{site}\n")
+        with pytest.raises(SandboxUnavailable) as e:
+            Sandbox(ToolConfig(isolation="rlimits", workers=1, python=str(venv / "bin" / "python")))
+    finally:
+        early.rmdir()
     msg = str(e.value)
     assert msg.startswith("tool.isolation=rlimits: unavailable here: uid ") and "\n" not in msg
-    assert f"cannot read what the tool interpreter {venv / 'bin' / 'python'} imports from ({own_site}" in msg
+    assert f"cannot read what the tool interpreter {venv / 'bin' / 'python'} imports from ({own_site} and " in msg
 
 
 @needs_base

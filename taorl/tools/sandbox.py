@@ -353,10 +353,14 @@ class _Kind:
 
 
 # run once per kind of zygote at start (Sandbox._check_reach): the directories the interpreter has
-# imported from that the call cannot read
+# imported from that the call cannot read, in sys.path order (the interpreter's own site-packages
+# before what a .pth file adds), then package directories; one below another listed is left out,
+# so the first named is the one to move and "and N more" counts places, not subpackages
 REACH_PROBE = ("import json, os, sys\n"
-               "print(json.dumps(sorted(p for p, f in sys.path_importer_cache.items()\n"
-               "    if f is not None and os.path.isabs(p) and not os.access(p, os.R_OK | os.X_OK))))")
+               "seen = [p for p in dict.fromkeys([*sys.path, *sorted(sys.path_importer_cache)])\n"
+               "        if sys.path_importer_cache.get(p) is not None and os.path.isabs(p)\n"
+               "        and not os.access(p, os.R_OK | os.X_OK)]\n"
+               "print(json.dumps([p for i, p in enumerate(seen) if not any(p.startswith(q + '/') for q in seen[:i])]))")
 
 # code that names one of these runs on a `full` zygote (they are pre-imported there); all other
 # code on a `lean` one, whose fork is several times cheaper
