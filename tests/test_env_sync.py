@@ -1,5 +1,7 @@
-"""environment.yml must pin exactly what pyproject.toml pins (core + app/notebooks/dev/trackers extras)."""
+"""environment.yml must pin exactly what pyproject.toml pins for the venv `make setup` builds: the core
+and every extra that the Makefile installs (app, notebooks, dev, trackers, trl)."""
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -15,20 +17,35 @@ TORCH_RANGE, TORCH_PIN = "torch>=2.11,<2.14", "torch==2.13.0"
 # bound is inclusive, so pip installs exactly 5.17.0 without [verl], the pin of environment.yml
 TRANSFORMERS_RANGE, TRANSFORMERS_PIN = "transformers>=5.10.4,<=5.17.0", "transformers==5.17.0"
 RANGES = {TORCH_RANGE: TORCH_PIN, TRANSFORMERS_RANGE: TRANSFORMERS_PIN}
+# extras whose pins are ranges on purpose, copied verbatim into environment.yml: TRL 1.15-1.16 (1.16's
+# GRPOTrainer runs on a CPU, 1.15's needs a Triton GPU kernel; the [gpu] extra pins 1.15.0)
+RANGE_EXTRAS = ("trl",)
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _setup_extras() -> list[str]:
+    """The extras `make setup` installs into .venv (the Makefile's `pip install -q -e ".[...]"`)."""
+    found = re.findall(r'\$\(BIN\)/pip install -q -e "\.\[([a-z,]+)\]"', (ROOT / "Makefile").read_text())
+    assert len(found) == 1, f"expected one `$(BIN)/pip install -q -e \".[extras]\"` in the Makefile, found {found}"
+    return found[0].split(",")
 
 
 def _pyproject_pins() -> set[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
     pins = {RANGES.get(d, d) for d in project["dependencies"]}
-    for extra in ("app", "notebooks", "dev", "trackers"):
+    for extra in _setup_extras():
         pins |= set(project["optional-dependencies"][extra])
     return pins
 
 
 def _environment_pins() -> set[str]:
+    """Every requirement of environment.yml's pip section (exact pins and ranges; not `-e .`)."""
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    return {p for p in pip_section if "==" in p}
+    return {p for p in pip_section if not p.startswith("-")}
 
 
 def test_environment_yml_matches_pyproject():
@@ -37,9 +54,31 @@ def test_environment_yml_matches_pyproject():
     assert env - py == set(), f"in environment.yml but not pyproject.toml: {sorted(env - py)}"
 
 
+def test_setup_installs_the_extras_environment_yml_covers():
+    """The Makefile's venv and environment.yml hold the same extras (the trl extra included)."""
+    extras = set(_setup_extras())
+    assert {"app", "notebooks", "dev", "trackers", "trl"} <= extras
+    assert extras <= set(_project()["optional-dependencies"]), "make setup names an extra pyproject.toml lacks"
+    text = (ROOT / "environment.yml").read_text()
+    missing = [e for e in extras if f"# [{e}]" not in text]
+    assert missing == [], f"environment.yml has no `# [extra]` section for {missing}"
+
+
 def test_every_pin_is_exact():
-    loose = [p for p in _pyproject_pins() if "==" not in p]
+    ranged = {p for e in RANGE_EXTRAS for p in _project()["optional-dependencies"][e]}
+    loose = [p for p in _pyproject_pins() - ranged if "==" not in p]
     assert loose == [], f"unpinned CPU dependencies: {loose}"
+
+
+def test_trl_range_holds_the_gpu_pin():
+    """The [trl] range admits the TRL the [gpu] extra pins (the GPU stack was tested with it)."""
+    from packaging.requirements import Requirement
+
+    project = _project()["optional-dependencies"]
+    (trl_range,) = [Requirement(p) for p in project["trl"] if Requirement(p).name == "trl"]
+    (gpu_pin,) = [Requirement(p) for p in project["gpu"] if Requirement(p).name == "trl"]
+    pinned = next(iter(gpu_pin.specifier)).version
+    assert trl_range.specifier.contains(pinned), f"[gpu] pins trl {pinned}, outside [trl] {trl_range.specifier}"
 
 
 def test_makefile_installs_the_same_torch():

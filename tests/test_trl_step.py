@@ -142,6 +142,28 @@ def test_refill_duplicate_counts_a_group_twice():
     assert float(st.num_items) == pytest.approx(float((trained * st.copies[:, None]).sum()))
 
 
+def test_refill_copies_are_recorded_in_the_run_directory():
+    """The groups table of a TRL step (common.step_tables through trl.record) says what TRL trained:
+    the doubled group has duplicates 1, the others 0; verl's RunDump records 0 (its fixed batch
+    trains no copies)."""
+    from taorl.integrations.trl.record import BatchRecord
+
+    cfg = tao_config("paper", ["algo.filter.group.min_n=2", "algo.filter.group.refill=duplicate",
+                               "algo.shaping.enabled=false"])
+    cm, tm, trajs, flags, _ = _batch()
+    st = tao_trl_step([t.reward for t in trajs], cm, tm, G, cfg, flags=flags, seed=0)
+    doubled = int(st.copies.argmax()) // G
+    rec = BatchRecord(group_size=G, prompt_ids=[t.prompt_ids for t in trajs],
+                      completion_ids=[t.response_ids for t in trajs],
+                      model_mask=[[int(s == SEG_MODEL) for s in t.segment] for t in trajs],
+                      rewards=torch.tensor([t.reward for t in trajs], dtype=torch.float64),
+                      trl_advantages=torch.zeros(len(trajs)), flags=flags, problems=[""] * len(trajs),
+                      answers=None, step=st.advantage)
+    groups = rec.tables(cfg, lambda ids: " ".join(map(str, ids)))["groups"]
+    assert [g["duplicates"] for g in groups] == [int(g == doubled) for g in range(3)]
+    assert [g["kept"] for g in groups] == [True, False, True]
+
+
 def test_loss_settings_map_to_grpoconfig():
     assert trl_loss_args(tao_config("paper").algo) == {"loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.28,
                                                        "delta": 3.0, "beta": 0.0, "entropy_coef": 0.0}

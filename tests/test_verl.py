@@ -38,8 +38,9 @@ from omegaconf import OmegaConf
 
 from taorl.algo import TokenBatch, decide_rollouts, tao_loss
 from taorl.config import load_config
-from taorl.integrations.verl.advantage import grpo_estimator, tao_advantage
-from taorl.integrations.verl.layout import turns_from_mask
+from taorl.integrations.common.advantage import tao_advantage
+from taorl.integrations.common.layout import turns_from_mask
+from taorl.integrations.verl.advantage import grpo_estimator
 from taorl.types import SEG_MODEL, SEG_TOOL, ToolCall, Trajectory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,6 +1,7 @@
 """A verl run directory in the dashboard, beside a single-GPU taorl run (main .venv, no verl needed:
-taorl.integrations.verl.dump is plain taorl). The verl rows here are SYNTHETIC (made up in this
-test, laid out as verl's TransferQueue holds them); test_verl.py builds them through the real verl."""
+taorl.integrations.verl.dump and taorl.integrations.common are plain taorl). The verl rows here are
+SYNTHETIC (made up in this test, laid out as verl's TransferQueue holds them); test_verl.py builds
+them through the real verl."""
 
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import torch
 AppTest = pytest.importorskip("streamlit.testing.v1", reason="the dashboard (streamlit) is in the main .venv").AppTest
 
 from taorl.config import load_config
-from taorl.integrations.verl.dump import RunDump, VerlRows
+from taorl.integrations.common.step_tables import StepRows
+from taorl.integrations.verl.dump import RunDump
 from taorl.lab.synthetic import write_synthetic_run
 
 APP = Path(__file__).parents[1] / "app" / "Home.py"
@@ -26,7 +28,7 @@ def runs(tmp_path_factory):
     mask = [1, 1, 1, 0, 0, 1, 1, 1, 1]  # turn 0, observation, turn 1
     for step in (1, 2, 3):
         B = 8
-        rows = VerlRows(uids=[f"p{r // 4}" for r in range(B)], prompts=[[1, 2, 3]] * B,
+        rows = StepRows(uids=[f"p{r // 4}" for r in range(B)], prompts=[[1, 2, 3]] * B,
                         responses=[list(range(100, 109))] * B, response_mask=[mask] * B,
                         scores=[1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0],
                         entropy=[torch.rand(9, generator=gen).tolist() for _ in range(B)],

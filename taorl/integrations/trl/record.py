@@ -1,7 +1,7 @@
 """A generated TRL batch -> the rows of one taorl run-directory step (the taorl.store schema).
 
 TRL's completion-aligned batch has the layout of a verl batch (per row: prompt ids, response ids, a
-model-token mask, a score), so the tables come from taorl.integrations.verl.dump.step_tables, which
+model-token mask, a score), so the tables come from taorl.integrations.common.step_tables, which
 builds them with taorl's own trainer functions (taorl.train.records / metrics): the Parquet schema is
 the same by construction and `taorl dashboard` opens a TRL run beside a taorl or verl run.
 
@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from taorl.config import Config, apply_overrides
-from taorl.integrations.verl.advantage import StepAdvantage, tao_advantage
-from taorl.integrations.verl.dump import VerlRows, step_tables
+from taorl.integrations.common.advantage import StepAdvantage, tao_advantage
+from taorl.integrations.common.step_tables import StepRows, step_tables
 
 # taorl's GRPO-TIR baseline: how a plain GRPOTrainer batch is described
 BASELINE = ["algo.filter.group.enabled=false", "algo.filter.tool.enabled=false", "algo.filter.void_turn_mask=false",
@@ -46,9 +46,9 @@ class BatchRecord:
     step: StepAdvantage | None = None  # TAO-RL's decision (TaoGRPOTrainer), None for a plain trainer
     extra_metrics: dict[str, float] = field(default_factory=dict)
 
-    def rows(self) -> VerlRows:
+    def rows(self) -> StepRows:
         B = len(self.completion_ids)
-        return VerlRows(uids=[str(b // self.group_size) for b in range(B)], prompts=self.prompt_ids,
+        return StepRows(uids=[str(b // self.group_size) for b in range(B)], prompts=self.prompt_ids,
                         responses=self.completion_ids, response_mask=self.model_mask,
                         scores=torch.nan_to_num(self.rewards, nan=0.0).tolist(),
                         entropy=self.entropy, old_logprobs=None, sample_logprobs=self.sample_logprobs,

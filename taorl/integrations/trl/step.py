@@ -9,8 +9,8 @@ contiguous (TRL's RepeatSampler), completion-aligned [B, T] tensors (right padde
 and, per rollout, its reward r (TRL's weighted sum over the reward functions) and the facts the
 rollout recorded (n_call, n_ok, void, truncated, turn_ok; TaoRollout and PythonEnvironment keep
 them). The model-token mask m = completion_mask · tool_mask has exactly the layout of verl's
-response_mask, so the advantage is taorl's verl-free advantage step
-(taorl.integrations.verl.advantage.tao_advantage, which calls taorl.algo.step.decide and
+response_mask, so the advantage is the step the verl plugin uses too
+(taorl.integrations.common.advantage.tao_advantage, which calls taorl.algo.step.decide and
 taorl.algo.batch.tao_loss):
 
     1-3. decide: criterion 1 / void / overlong weights w_i and reasons, criterion 2 with its refill
@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from taorl.config import Config
-from taorl.integrations.verl.advantage import StepAdvantage, tao_advantage
+from taorl.integrations.common.advantage import StepAdvantage, tao_advantage
 
 
 @dataclass

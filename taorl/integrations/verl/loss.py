@@ -35,8 +35,8 @@ from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding
 
 from taorl.algo import shape_advantage, shaping_diagnostics
-from taorl.integrations.verl.advantage import rows_batch
-from taorl.integrations.verl.layout import row_lists
+from taorl.integrations.common.advantage import rows_batch
+from taorl.integrations.verl.fields import row_lists
 
 WEIGHT_FIELD = "tao_weight"  # w_i per row, written by TaoSyncTrainer._compute_advantage (train_forward)
 # gates and norm scopes whose statistics span the whole step: not computable per micro-batch

@@ -5,7 +5,7 @@ Per step, after verl's own advantage step (which keeps KL-in-reward and rollout 
 
     _compute_advantage  reads uid, prompts, responses, response_mask, rm_scores, entropy (old policy),
                         old/rollout log-probs and extra_fields from TransferQueue; computes
-                        advantage.tao_advantage (taorl.algo); writes back `advantages`/`returns`
+                        common.advantage.tao_advantage (taorl.algo); writes back `advantages`/`returns`
                         (= w · Ã, as verl's GRPO sets returns = advantages) and zeroes `response_mask`
                         and `loss_mask` of rows with weight 0 (loss_mask is the token-mean denominator)
                         With tao.entropy_source=train_forward (design L): `advantages` = the
@@ -36,8 +36,9 @@ from verl.trainer.distillation import is_distillation_enabled
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-from taorl.integrations.verl.dump import RunDump, VerlRows, default_run_dir
-from taorl.integrations.verl.layout import row_lists as _rows
+from taorl.integrations.common.step_tables import StepRows
+from taorl.integrations.verl.dump import RunDump, default_run_dir
+from taorl.integrations.verl.fields import row_lists as _rows
 from taorl.integrations.verl.loss import WEIGHT_FIELD
 from taorl.integrations.verl.loss_settings import reconcile
 from taorl.integrations.verl.settings import block_keys, plugin_options, tao_config
@@ -47,13 +48,13 @@ FIELDS = ["uid", "prompts", "responses", "response_mask", "rm_scores"]
 OPTIONAL = ["entropy", "old_log_probs", "rollout_log_probs", "extra_fields", "reward_model"]
 
 
-def rows_from_tq(data: TensorDict) -> VerlRows:
-    """The fields read from TransferQueue -> VerlRows (plain lists)."""
+def rows_from_tq(data: TensorDict) -> StepRows:
+    """The fields read from TransferQueue -> StepRows (plain lists)."""
     keys = set(data.keys())
     extra = _rows(data["extra_fields"]) if "extra_fields" in keys else None
     rm = data.get("reward_model", None) if "reward_model" in keys else None
     answers = [(x or {}).get("ground_truth") if isinstance(x, dict) else None for x in _rows(rm)] if rm is not None else None
-    return VerlRows(uids=[str(u) for u in _rows(data["uid"])], prompts=_rows(data["prompts"]),
+    return StepRows(uids=[str(u) for u in _rows(data["uid"])], prompts=_rows(data["prompts"]),
                     responses=_rows(data["responses"]), response_mask=_rows(data["response_mask"]),
                     scores=[float(sum(r)) for r in _rows(data["rm_scores"])],
                     entropy=_rows(data["entropy"]) if "entropy" in keys else None,
@@ -202,11 +203,11 @@ def _jagged(padded: torch.Tensor, lengths: list[int]) -> torch.Tensor:
     return torch.nested.as_nested_tensor([padded[r, :n] for r, n in enumerate(lengths)], layout=torch.jagged)
 
 
-def _select(rows: VerlRows, idx: list[int]) -> VerlRows:
-    """The rows idx of a VerlRows (verl's DP padding rows left out)."""
+def _select(rows: StepRows, idx: list[int]) -> StepRows:
+    """The rows idx of a StepRows (verl's DP padding rows left out)."""
     def pick(x):
         return None if x is None else [x[i] for i in idx]
-    return VerlRows(uids=pick(rows.uids), prompts=pick(rows.prompts), responses=pick(rows.responses),
+    return StepRows(uids=pick(rows.uids), prompts=pick(rows.prompts), responses=pick(rows.responses),
                     response_mask=pick(rows.response_mask), scores=pick(rows.scores), entropy=pick(rows.entropy),
                     old_logprobs=pick(rows.old_logprobs), sample_logprobs=pick(rows.sample_logprobs),
                     flags=pick(rows.flags), answers=pick(rows.answers),

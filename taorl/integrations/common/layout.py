@@ -1,9 +1,10 @@
-"""verl's per-row layout -> the facts taorl.algo works on.
+"""A per-row rollout layout -> the facts taorl.algo works on; shared by the verl and TRL integrations.
 
-verl stores one rollout per row: `responses` and `response_mask` (1 = token the model sampled, 0 =
-observation / tool / chat-scaffold token), one jagged row per rollout, and `uid` (the prompt's id,
-shared by the G rollouts of a group). taorl.algo wants [N groups, G rollouts] grids and, per
-response token, a segment (types.SEG_MODEL / SEG_TOOL) and a turn index.
+Both stacks store one rollout per row: response (completion) token ids with a mask of the tokens the
+model sampled (1) against observation / tool / chat-scaffold tokens (0) -- verl's `response_mask`,
+TRL's completion_mask · tool_mask -- and a group id shared by the G rollouts of a prompt (verl's
+`uid`, TRL's contiguous num_generations rows). taorl.algo wants [N groups, G rollouts] grids and,
+per response token, a segment (types.SEG_MODEL / SEG_TOOL) and a turn index.
 
 Turns from the mask. A model turn is a maximal run of 1s; the runs are turns 0, 1, 2, ... The 0s
 after run k (up to the response length) are turn k's observation (segment TOOL, turn k, as the
@@ -12,6 +13,8 @@ In the TIR turn format a turn followed by an observation had a code block (a tur
 the episode), so turn k was *called* iff observation tokens follow it: the post-tool gate then
 fires on the 2nd and later runs of 1s. Example, mask 1100110110: turns 0011223344 on the model
 tokens, g = 0000110110.
+
+Plain torch: imports neither verl nor TRL.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from taorl.types import SEG_MODEL, SEG_PROMPT, SEG_TOOL
 
 
 def turns_from_mask(mask: Tensor, lengths: Tensor | Sequence[int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """[B, T] response mask (+ real response lengths, default T) -> segment [B, T], turn [B, T],
-    turn_called [B, K] (turn k was followed by observation tokens)."""
+    """[B, T] response mask, 1 = model token (+ real response lengths, default T) -> segment [B, T],
+    turn [B, T], turn_called [B, K] (turn k was followed by observation tokens)."""
     if mask.dim() != 2:
         raise ValueError(f"response_mask: expected [batch, tokens], got shape {tuple(mask.shape)}")
     B, T = mask.shape
@@ -50,18 +53,11 @@ def turns_from_mask(mask: Tensor, lengths: Tensor | Sequence[int] | None = None)
     return seg, turn, called
 
 
-def row_lists(x) -> list:
-    """A TransferQueue / micro-batch field -> one python value per row (jagged nested tensors are
-    unbound; NonTensorStack and the like go through tolist())."""
-    if isinstance(x, torch.Tensor):
-        return [t.tolist() for t in x.unbind()] if x.is_nested else x.tolist()
-    return list(x.tolist() if hasattr(x, "tolist") else x)
-
-
 def groups_of(uids: Sequence) -> tuple[list[list[int]], list[str]]:
     """Rows grouped by uid, groups in order of first appearance: ([[row, ...] per group], [uid per group]).
 
-    Raises when the groups differ in size (taorl.algo takes [N, G] grids; verl's rollout.n gives G)."""
+    Raises when the groups differ in size (taorl.algo takes [N, G] grids; G is verl's rollout.n, TRL's
+    num_generations)."""
     order: dict[str, list[int]] = {}
     for r, u in enumerate(uids):
         order.setdefault(str(u), []).append(r)
@@ -69,6 +65,6 @@ def groups_of(uids: Sequence) -> tuple[list[list[int]], list[str]]:
     sizes = {len(g) for g in groups}
     if len(sizes) > 1:
         bad = {u: len(rows) for u, rows in order.items()}
-        raise ValueError(f"uid groups of different sizes {sorted(sizes)} ({bad}); TAO-RL needs rollout.n "
-                         "rollouts of every prompt in the batch")
+        raise ValueError(f"uid groups of different sizes {sorted(sizes)} ({bad}); TAO-RL needs the same "
+                         "number of rollouts (verl rollout.n, TRL num_generations) of every prompt in the batch")
     return groups, list(order)
