@@ -23,23 +23,36 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from test_browser import CHROMIUM, FLAGS, start_server, wait_rendered
 
+# every chart on the page drawn (at least one): each plotly chart has its SVG, each Vega-Lite chart
+# (the overview's and the entropy page's) its canvas
+ALL_DRAWN = """() => {
+  const main = document.querySelector("[data-testid='stMain']");
+  if (!main || main.querySelector("[data-stale='true']")) return false;
+  const vega = main.querySelectorAll("[data-testid='stVegaLiteChart']"), plotly = main.querySelectorAll('.js-plotly-plot');
+  const drawn = vega.length + plotly.length > 0
+    && [...vega].every(c => c.querySelector('.marks')) && [...plotly].every(c => c.querySelector('.main-svg'));
+  return drawn && performance.now();  // ms since this tab's navigation started
+}"""
 
-def first_paint(ctx, url: str) -> tuple[float, float]:
-    """(seconds until the page title is drawn, seconds until Streamlit finished and charts are drawn)."""
+
+def first_paint(ctx, url: str) -> tuple[float, float, float]:
+    """(seconds until the page title is drawn, seconds until Streamlit finished and charts are drawn,
+    the latter as the page itself clocks it from its navigation start). The first two are the
+    harness's wall clock (each wait a round trip to the browser); the third leaves those out."""
     page = ctx.new_page()
     t0 = time.perf_counter()
     page.goto(url)
     page.wait_for_selector("[data-testid='stMain'] h1", timeout=120_000)
     t_shell = time.perf_counter() - t0
     wait_rendered(page, 120_000)
-    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+    in_page = page.wait_for_function(ALL_DRAWN, timeout=120_000).json_value() / 1000
     dt = time.perf_counter() - t0
     page.close()
-    return t_shell, dt
+    return t_shell, dt, in_page
 
 
 def in_tab(page, title: str, h1: str) -> float:
-    """Seconds from clicking the sidebar link `title` (no page reload: plotly.js is already loaded in the
+    """Seconds from clicking the sidebar link `title` (no page reload: the chart code is already loaded in the
     tab) until the page whose h1 starts with `h1` has run and drawn a chart."""
     t0 = time.perf_counter()
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
@@ -47,9 +60,7 @@ def in_tab(page, title: str, h1: str) -> float:
                            arg=h1, timeout=120_000)
     wait_rendered(page, 120_000)
     # the new page's chart drawn, not the previous page's (kept on screen, marked stale, while a page runs)
-    page.wait_for_function("() => !document.querySelector(\"[data-testid='stMain'] [data-stale='true']\")"
-                           " && document.querySelector(\"[data-testid='stMain'] .js-plotly-plot .main-svg\")",
-                           timeout=120_000)
+    page.wait_for_function(ALL_DRAWN, timeout=120_000)
     return time.perf_counter() - t0
 
 
@@ -85,10 +96,11 @@ def main() -> int:
                 print(f"cold  {name:22s} {first_paint(ctx, u)[1]:6.2f} s")
             for name, u in pages.items():
                 res = [first_paint(ctx, u) for _ in range(a.repeats)]
-                times = [t for _, t in res]
+                times = [t for _, t, _ in res]
                 print(f"warm  {name:22s} median {statistics.median(times):5.2f} s  "
                       f"(runs: {', '.join(f'{t:.2f}' for t in times)}; title drawn after "
-                      f"{statistics.median([s for s, _ in res]):.2f} s; target ≤ 1 s)")
+                      f"{statistics.median([s for s, _, _ in res]):.2f} s; target ≤ 1 s; in the page's own "
+                      f"clock {statistics.median([p for _, _, p in res]):.2f} s)")
             # what a user navigating in an open tab waits for (the first paint above pays for loading
             # Streamlit's and plotly's code in a fresh tab; this does not)
             tab = ctx.new_page()

@@ -1,6 +1,7 @@
 """Every dashboard page under streamlit's AppTest on synthetic runs: no exception, and the key
 numbers shown equal those computed here straight from the Parquet files with polars."""
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from taorl.lab.synthetic import write_synthetic_run
+from taorl.viz import ema
 
 APP = Path(__file__).parents[1] / "app" / "Home.py"
 PAGES = ["views/1_overview.py", "views/2_curves.py", "views/3_groups.py", "views/4_boundaries.py",
@@ -330,12 +332,29 @@ def test_unreadable_step_is_named(runs, tmp_path, monkeypatch):
 def test_entropy_page_draws_below_the_fold_on_demand(runs, monkeypatch):
     at = app(runs, monkeypatch, "views/4_boundaries.py", {"run": "on"})
     no_errors(at)
-    assert len(at.get("plotly_chart")) == 1  # the profile; the heatmap and the post-tool figure wait
+    # the profile, in Vega-Lite (its code loads in a third of plotly's time); the heatmap and the
+    # post-tool figure wait until opened
+    assert len(at.get("vega_lite_chart")) == 1 and len(at.get("plotly_chart")) == 0
     at.session_state["b_heat_open"] = True
     at.session_state["b_post_open"] = True
     at.run()
     no_errors(at)
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("vega_lite_chart")) == 1 and len(at.get("plotly_chart")) == 2
+
+
+def test_overview_curves_are_the_runs_metrics(runs, monkeypatch):
+    """One Vega-Lite panel per headline metric; its data (moved by Streamlit into an Arrow table) is
+    the run's metric, EMA-smoothed, step by step."""
+    at = app(runs, monkeypatch, "views/1_overview.py", {"run": "on"})
+    no_errors(at)
+    charts = at.get("vega_lite_chart")
+    titles = [json.loads(c.proto.spec)["title"]["text"] for c in charts]
+    assert titles == ["reward (mean)", "entropy (nats/token)", "post-tool entropy (nats/token)", "tool success rate"]
+    data = pl.read_ipc_stream(io.BytesIO(charts[0].proto.data.data))
+    m = parquet(runs / "on", "metrics").filter(pl.col("name") == "reward").sort("step")
+    assert data["x"].to_list() == m["step"].cast(pl.Float64).to_list()
+    assert data["raw"].to_list() == pytest.approx(m["value"].to_list(), abs=1e-6)
+    assert data["smooth"].to_list() == pytest.approx(list(ema(m["value"].to_list(), 0.6)), abs=1e-6)
 
 
 def test_corrupt_step_is_named(runs, tmp_path, monkeypatch):

@@ -81,6 +81,18 @@ def server(tmp_path_factory):
         proc.kill()
 
 
+def _hover_label(page) -> str | None:
+    """Move the pointer down the middle of the first Vega-Lite chart until a hover label shows (the
+    curve crosses that vertical somewhere); its text, or None."""
+    box = page.locator("[data-testid='stVegaLiteChart']").first.bounding_box()
+    for dy in range(0, int(box["height"]), 3):
+        page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + dy)
+        tip = page.locator("#vg-tooltip-element.visible")
+        if tip.count():
+            return tip.inner_text()
+    return None
+
+
 def test_every_page_in_chromium(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -104,8 +116,14 @@ def test_every_page_in_chromium(server, tmp_path):
                 page.get_by_role("option", name="shaping-off").click()
                 page.keyboard.press("Escape")
                 wait_rendered(page)
-            if name not in ("tokens", "browser", "group"):
+            if name in ("overview", "curves", "boundaries"):  # drawn first, in Vega-Lite
+                page.wait_for_selector("[data-testid='stVegaLiteChart'] .marks", timeout=30000)
+            elif name not in ("tokens", "browser", "group"):
                 page.wait_for_selector(".js-plotly-plot", timeout=30000)
+            if name == "overview":
+                tip = _hover_label(page) or ""
+                if not ("training step" in tip and "reward (mean)" in tip):
+                    errors.append(f"overview: no hover label with the step and reward on the reward curve ({tip!r})")
             if name == "experiment":  # the experiment folder under runs/, picked in the sidebar
                 assert page.locator("[data-testid='stMain'] h1").first.inner_text() == "Experiment · mini"
                 page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",

@@ -6,7 +6,7 @@ import tao_ui
 import yaml
 
 from taorl.store.queries import HealthThresholds, dropped_by_reason, health_flags
-from taorl.viz import curves_figure
+from taorl.viz.vega import curves_specs
 
 sel = tao_ui.current()
 
@@ -68,8 +68,8 @@ def body(sel, lr):
     show = [x for x in ("reward", "entropy", "tao/post_tool_entropy", "tools/success_rate") if x in m.columns]
     if show:  # the chart first: the browser draws it while the cards below are computed
         color = sel.colors.get(name, "#0072B2")
-        tao_ui.plot(tao_ui.cached_figure(("overview", lr.key, tuple(show), name, color), lambda: curves_figure(
-            {name: m}, show, smoothing=0.6, colors={name: color}, cols=4, height_per_row=250, max_points=300)),
+        tao_ui.charts(tao_ui.cached_figure(("overview", lr.key, tuple(show), name, color), lambda: curves_specs(
+            {name: m}, show, smoothing=0.6, colors={name: color}, height=190, max_points=300)), cols=4,
             key="overview-curves")
 
     window = HealthThresholds().window
@@ -78,8 +78,7 @@ def body(sel, lr):
     cols = st.columns(len(flags))
     for col, f in zip(cols, flags):
         icon = ":green-badge[:material/check: ok]" if f.ok else ":orange-badge[:material/warning: check]"
-        col.markdown(f"{icon} **{f.name}**  \n{f.message}  \n<span style='color:#888;font-size:0.8em'>"
-                     f"ok when {f.threshold}, last {window} steps</span>", unsafe_allow_html=True)
+        col.markdown(f"{icon} **{f.name}**  \n{f.message}  \n:gray[ok when {f.threshold}, last {window} steps]")
 
     cfg_box = st.expander("Config", expanded=False, key="ov_config", on_change="rerun")
     if cfg_box.open:  # drawn on demand: highlighting a long YAML costs the first paint a third of a second

@@ -3,7 +3,7 @@
 import streamlit as st
 import tao_ui
 
-from taorl.viz import curves_figure
+from taorl.viz.vega import curves_specs
 
 sel = tao_ui.current()
 DEFAULT = ["reward", "accuracy", "entropy", "tao/post_tool_entropy", "completions/mean_length",
@@ -24,8 +24,10 @@ def body(sel, lrs):
     if not chosen:
         st.info("Pick at least one metric.")
         return
-    tao_ui.plot(curves_figure(frames, chosen, x=x, smoothing=smoothing, colors=sel.colors), key="curves")
-    st.caption("Faint lines: raw values; solid: debiased EMA. Wall time in hours since each run started.")
+    tao_ui.charts(curves_specs(frames, chosen, x=x, smoothing=smoothing, colors=sel.colors, height=220), cols=2,
+                  key="curves")
+    st.caption("Faint lines: raw values; solid: debiased EMA. Wall time in hours since each run started. "
+               "Drag to zoom along x, double-click to reset.")
 
 
 tao_ui.page(sel, body, multi=True)

@@ -6,7 +6,8 @@ import streamlit as st
 import tao_ui
 
 from taorl.store.queries import boundary_heatmap, boundary_profile
-from taorl.viz import boundary_heatmap_figure, boundary_profile_figure, post_tool_figure
+from taorl.viz import boundary_heatmap_figure, post_tool_figure
+from taorl.viz.vega import boundary_profile_specs
 
 sel = tao_ui.current()
 
@@ -40,8 +41,10 @@ def body(sel, lrs):
         return
     titles = " vs ".join(f"{n} (shaping {'on' if s[0] else 'off'})" for n, s in shaping.items())
     key = tuple(lr.key for _, lr in runs)
-    tao_ui.plot(tao_ui.cached_figure(("b-profile", key, before, after, buckets), lambda: boundary_profile_figure(
-        profiles, shaping, title=f"Mean entropy around tool returns · {titles}")), key="b-profile")
+    st.markdown(f"**Mean entropy around tool returns** · {titles}")
+    specs = tao_ui.cached_figure(("b-profile", key, before, after, buckets),
+                                 lambda: boundary_profile_specs(profiles, shaping))
+    tao_ui.charts(specs, cols=len(specs), key="b-profile")
     st.caption("x = 0 is the first model token after a tool output, −1 the last token before the call's "
                "output. Bands: 95% CI of the mean. Shaded: tokens the post-tool gate shapes "
                "(Ã = Â·(1 + a·g·Ĥ)).")

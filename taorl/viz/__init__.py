@@ -4,7 +4,9 @@
     from taorl.store.queries import LiveRun, boundary_profile
 
 Figures take polars frames from taorl.store / taorl.store.queries and return plotly Figures;
-nothing in taorl.viz reads files. `taorl dashboard` starts the Streamlit app (taorl.viz.launch).
+taorl.viz.vega gives the same pictures as Vega-Lite specs for the charts a dashboard page draws
+first (a fresh tab loads Vega-Lite's code in a third of plotly's time); nothing in taorl.viz reads
+files. `taorl dashboard` starts the Streamlit app (taorl.viz.launch).
 """
 
 from taorl.viz.figures import (

@@ -88,6 +88,19 @@ def thin(n: int, max_points: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
 
 
+def curve_points(df: pl.DataFrame, metric: str, x: str = "step", smoothing: float = 0.6,
+                 max_points: int = 600) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(x, raw, EMA-smoothed) of one metric of one run, thinned to max_points after smoothing on
+    every step; None when the run has no such metric. What both curves_figure (plotly) and
+    taorl.viz.vega.curves_specs draw."""
+    if metric not in df.columns or df.is_empty():
+        return None
+    xs, ys = _x(df, x), df.get_column(metric).to_numpy().astype(float)
+    smooth = ema(ys, smoothing) if smoothing > 0 else ys
+    keep = thin(len(xs), max_points)
+    return xs[keep], ys[keep], smooth[keep]
+
+
 def curves_figure(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str = "step",
                   smoothing: float = 0.6, colors: dict[str, str] | None = None, cols: int = 2,
                   height_per_row: int = 260, title: str | None = None, max_points: int = 600) -> go.Figure:
@@ -104,12 +117,10 @@ def curves_figure(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str 
     for i, m in enumerate(metrics):
         r, c = i // cols + 1, i % cols + 1
         for name, df in runs.items():
-            if m not in df.columns or df.is_empty():
+            pts = curve_points(df, m, x, smoothing, max_points)
+            if pts is None:
                 continue
-            xs, ys = _x(df, x), df.get_column(m).to_numpy().astype(float)
-            smooth = ema(ys, smoothing) if smoothing > 0 else ys
-            keep = thin(len(xs), max_points)
-            xs, ys, smooth = xs[keep], ys[keep], smooth[keep]
+            xs, ys, smooth = pts
             col = colors.get(name, PALETTE[0])
             first = i == 0
             trace = _line(len(xs))
