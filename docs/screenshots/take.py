@@ -63,7 +63,8 @@ def main() -> int:
                         summary.click()
                         wait_rendered(page, 120_000)
                 if name not in ("tokens", "browser", "group"):
-                    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+                    page.wait_for_selector(".js-plotly-plot .main-svg, [data-testid='stVegaLiteChart'] .marks",
+                                           timeout=120_000)
                 page.wait_for_timeout(800)
                 out = Path(a.out) / f"dashboard-{NAMES.get(name, name)}.png"
                 page.screenshot(path=str(out))
