@@ -188,6 +188,12 @@ def test_tiny_experiment_end_to_end_and_resume(tmp_path, capsys):
     assert rep["paired"]["tao"][m]["mean"] == pytest.approx(sum(diffs) / 2)
     md = (out / "report" / "report.md").read_text()
     assert "## Paired differences with `grpo`" in md and "| tao |" in md
+    # the Runs table: the time the steps took, from the run's own step times (a resumed run's first
+    # start to last write would count the time between its launches)
+    from taorl.store import open_run
+
+    secs = float(open_run(out / "runs" / "tao" / "seed-1").metrics()["perf/step_s"].sum())
+    assert f"| tao | 1 | `runs/tao/seed-1` | finished | 1 | {secs / 60:.1f} min |" in md
     assert set(rep["figures"]) >= {"heldout", "reward", "paired", "calls"}
     # what the runs did with the tool (taorl.experiment.calls), held-out and in training
     assert {"heldout/calls_per_rollout", "heldout/calls=0/share", "heldout/calls=1/accuracy"} <= set(held["metric"])

@@ -328,9 +328,14 @@ def markdown(spec: ExperimentSpec, res: dict, meta: dict) -> str:
         else:
             L.append(f"- {caption}: `figures/{name}.json` (plotly JSON; PNG not drawn: no Chromium)")
         L.append("")
-    L += ["## Runs", "", "| arm | seed | run directory | status | steps | wall time |", "|---|---|---|---|---|---|"]
+    L += ["## Runs", "", "Time in steps: the sum of the run's step times (perf/step_s: rollouts, update, logging; not "
+          "model loading or the held-out evaluations). First start → last write spans every launch of a resumed "
+          "run, the time between them included.", "",
+          "| arm | seed | run directory | status | steps | time in steps | first start → last write |",
+          "|---|---|---|---|---|---|---|"]
     for r in meta["runs"]:
-        L.append(f"| {r['arm']} | {r['seed']} | `{r['dir']}` | {r['status']} | {r['steps']} | {r['wall']} |")
+        L.append(f"| {r['arm']} | {r['seed']} | `{r['dir']}` | {r['status']} | {r['steps']} | "
+                 f"{r.get('in_steps', '–')} | {r['wall']} |")
     return "\n".join(L) + "\n"
 
 
@@ -413,6 +418,19 @@ def _mechanism_markdown(spec: ExperimentSpec, res: dict) -> list[str]:
     return L
 
 
+def _time_in_steps(run: Path) -> float | None:
+    """Seconds the run's steps took (the sum of perf/step_s), or None where it cannot be read."""
+    from taorl.store import StoreError, open_run
+
+    try:
+        m = open_run(run).metrics()
+    except (StoreError, OSError):
+        return None
+    if "perf/step_s" not in m.columns:
+        return None
+    return float(m.get_column("perf/step_s").drop_nulls().sum()) or None
+
+
 def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
     rows = []
     for seed in spec.seeds:
@@ -424,9 +442,11 @@ def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
                 continue
             m = json.loads(mf.read_text())
             wall = float(m.get("updated_at", 0)) - float(m.get("created_at", 0))
+            in_steps = _time_in_steps(d)
             rows.append({"arm": arm, "seed": seed, "dir": str(d.relative_to(out)), "status": m.get("status"),
                          "created_at": float(m.get("created_at", 0)), "updated_at": float(m.get("updated_at", 0)),
                          "steps": int(m.get("last_step", -1)) + 1,
+                         "in_steps": f"{in_steps / 60:.1f} min" if in_steps else "–",
                          "wall": f"{wall / 60:.1f} min" if wall > 0 else "–"})
     return rows
 
