@@ -101,3 +101,11 @@ def test_profile_specs_skip_empty_runs_and_need_no_shaping_info():
     validate_jsonschema(specs[0], SCHEMA)
     assert not [layer for layer in specs[0]["layer"] if layer["mark"]["type"] == "rect"]
     assert all(not (isinstance(v, float) and math.isnan(v)) for r in specs[0]["data"]["values"] for v in r.values())
+
+
+def test_profile_band_is_clipped_at_zero_entropy():
+    prof = _profile().with_columns(lo=pl.col("mean") - 2.0)  # a wide interval over few tokens
+    (spec,) = boundary_profile_specs({"a": prof})
+    assert min(r["lo"] for r in spec["data"]["values"]) == 0.0
+    band = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "area")
+    assert band["encoding"]["y"]["scale"]["domain"][0] == 0.0

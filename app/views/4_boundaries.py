@@ -46,7 +46,7 @@ def body(sel, lrs):
                                  lambda: boundary_profile_specs(profiles, shaping))
     tao_ui.charts(specs, cols=len(specs), key="b-profile")
     st.caption("x = 0 is the first model token after a tool output, −1 the last token before the call's "
-               "output. Bands: 95% CI of the mean. Shaded: tokens the post-tool gate shapes "
+               "output. Bands: 95% CI of the mean (clipped at 0). Shaded: tokens the post-tool gate shapes "
                "(Ã = Â·(1 + a·g·Ĥ)).")
     # below the fold, drawn when opened (each plotly chart costs the first paint ~0.2-0.3 s in the browser)
     heat = st.expander("Entropy by training step × offset (heatmap)", key="b_heat_open", on_change="rerun",

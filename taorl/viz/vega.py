@@ -94,9 +94,11 @@ def boundary_profile_specs(profiles: dict[str, pl.DataFrame],
     """Mean entropy (line) with its 95 % CI (band) vs token offset from a tool return, one line per
     training-step bucket, one panel per run with a shared y range (as figures.boundary_profile_figure):
     the region the post-tool gate shapes is shaded, the tool output marked at offset -0.5, and no line
-    crosses it. profiles: run label -> queries.boundary_profile(...) frame."""
+    crosses it. The band is clipped at 0 (an entropy is never negative; a t interval over few tokens
+    can reach below). profiles: run label -> queries.boundary_profile(...) frame."""
     full = [df for df in profiles.values() if not df.is_empty()]
-    lo = min((float(df["lo"].min()) for df in full), default=0.0)
+    # entropy is never negative: a t interval over few tokens can reach below 0; drawn clipped at 0
+    lo = max(0.0, min((float(df["lo"].min()) for df in full), default=0.0))
     hi = max((float(df["hi"].max()) for df in full), default=1.0)
     pad = 0.04 * (hi - lo or 1.0)
     specs = []
@@ -107,13 +109,13 @@ def boundary_profile_specs(profiles: dict[str, pl.DataFrame],
         pal = BUCKET_COLORS[-len(buckets):] if len(buckets) <= len(BUCKET_COLORS) else PALETTE
         xmin, xmax = int(df["rel"].min()), int(df["rel"].max())
         rows = [{"bucket": r["bucket"], "x": int(r["rel"]), "side": "after" if r["rel"] >= 0 else "before",
-                 "mean": _num(r["mean"]), "lo": _num(r["lo"]), "hi": _num(r["hi"]), "n": int(r["n"])}
+                 "mean": _num(r["mean"]), "lo": _num(max(0.0, r["lo"])), "hi": _num(r["hi"]), "n": int(r["n"])}
                 for r in df.sort("bucket", "rel", maintain_order=True).iter_rows(named=True)]
         color = {"field": "bucket", "type": "nominal", "sort": buckets,
                  "scale": {"domain": buckets, "range": [pal[k % len(pal)] for k in range(len(buckets))]},
                  "legend": {"orient": "bottom", "title": None, "symbolType": "stroke", "symbolStrokeWidth": 3,
                             "symbolOpacity": 1}}
-        y = {"type": "quantitative", "scale": {"domain": [lo - pad, hi + pad], "zero": False, "nice": False},
+        y = {"type": "quantitative", "scale": {"domain": [max(0.0, lo - pad), hi + pad], "zero": False, "nice": False},
              "title": "entropy (nats/token), mean ± 95% CI" if j == 0 else None}
         layers = []
         on, window = (shaping or {}).get(name, (False, None))
