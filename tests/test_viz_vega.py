@@ -109,3 +109,5 @@ def test_profile_band_is_clipped_at_zero_entropy():
     assert min(r["lo"] for r in spec["data"]["values"]) == 0.0
     band = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "area")
     assert band["encoding"]["y"]["scale"]["domain"][0] == 0.0
+    fig = boundary_profile_figure({"a": prof})  # the notebooks' plotly figure clips the same way
+    assert min(min(t.y) for t in fig.data if t.fill == "toself") == 0.0

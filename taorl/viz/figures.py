@@ -175,7 +175,8 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
 
     profiles: run label -> queries.boundary_profile(...) frame (bucket, lo_step, rel, mean, lo, hi).
     shaping: run label -> (shaping enabled, window W or None = whole turn): the gated region is
-    shaded from offset 0 to W (or to the right edge). rel < 0: tokens before the call's output
+    shaded from offset 0 to W (or to the right edge). The band is clipped at 0 (an entropy is never
+    negative; a t interval over few tokens can reach below). rel < 0: tokens before the call's output
     (-1 = the last one before it); 0 = the first model token after the output.
     """
     names = list(profiles)
@@ -208,10 +209,11 @@ def boundary_profile_figure(profiles: dict[str, pl.DataFrame],
                 if p.is_empty():
                     continue
                 xs = p["rel"].to_numpy()
-                fig.add_trace(band(xs, p["lo"].to_numpy(), p["hi"].to_numpy(), col, b, alpha=0.18), row=1, col=j)
+                lo = np.maximum(p["lo"].to_numpy(), 0.0)  # an entropy is never negative; a t interval can be
+                fig.add_trace(band(xs, lo, p["hi"].to_numpy(), col, b, alpha=0.18), row=1, col=j)
                 fig.add_trace(go.Scatter(x=xs, y=p["mean"].to_numpy(), mode="lines", line={"color": col, "width": 2},
                                          name=b, legendgroup=b, showlegend=(j == 1 and bool((p["rel"] >= 0).all())),
-                                         customdata=np.stack([p["n"].to_numpy(), p["lo"].to_numpy(),
+                                         customdata=np.stack([p["n"].to_numpy(), lo,
                                                               p["hi"].to_numpy()], axis=1),
                                          hovertemplate=(f"{b}<br>offset %{{x}}: H = %{{y:.3f}} "
                                                         "[%{customdata[1]:.3f}, %{customdata[2]:.3f}]"
