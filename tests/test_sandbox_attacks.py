@@ -233,7 +233,7 @@ def test_rlimits_covers_the_checkout_data_and_home(sb):
     """)
     lines = run_ok(sb, code).splitlines()
 
-    def covered(p):  # below a covered dir (/root/x, a clone in `mktemp -d`): the call has no such directory
+    def covered(p):  # below a covered dir (a home directory, a clone in `mktemp -d`): the call has no such directory
         tops = (*PRIVATE_DIRS, "/root", "/home", os.path.expanduser("~"))
         return "None" if any(str(p).startswith(d + "/") for d in tops) else "[]"
     assert lines[0] in (f"{REPO} {covered(REPO)}", f"{REPO} ['.cache']", f"{REPO} ['.venv']",

@@ -418,20 +418,12 @@ def _mechanism_markdown(spec: ExperimentSpec, res: dict) -> list[str]:
     return L
 
 
-def _time_in_steps(run: Path) -> float | None:
-    """Seconds the run's steps took (the sum of perf/step_s), or None where it cannot be read."""
-    from taorl.store import StoreError, open_run
-
-    try:
-        m = open_run(run).metrics()
-    except (StoreError, OSError):
-        return None
-    if "perf/step_s" not in m.columns:
-        return None
-    return float(m.get_column("perf/step_s").drop_nulls().sum()) or None
-
-
-def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
+def _runs_meta(spec: ExperimentSpec, out: Path, summary: pl.DataFrame) -> list[dict]:
+    """Per run: status, steps, the time its steps took (the sum of its perf/step_s, from the summary
+    already read) and first start → last write (which counts the time between a resumed run's launches)."""
+    step_s = (summary.filter((pl.col("source") == "train") & (pl.col("metric") == "perf/step_s"))
+              .group_by("arm", "seed").agg(pl.col("value").sum()))
+    in_steps_of = {(a, int(sd)): float(v) for a, sd, v in step_s.iter_rows()}
     rows = []
     for seed in spec.seeds:
         for arm in spec.arms:
@@ -442,7 +434,7 @@ def _runs_meta(spec: ExperimentSpec, out: Path) -> list[dict]:
                 continue
             m = json.loads(mf.read_text())
             wall = float(m.get("updated_at", 0)) - float(m.get("created_at", 0))
-            in_steps = _time_in_steps(d)
+            in_steps = in_steps_of.get((arm, int(seed)))
             rows.append({"arm": arm, "seed": seed, "dir": str(d.relative_to(out)), "status": m.get("status"),
                          "created_at": float(m.get("created_at", 0)), "updated_at": float(m.get("updated_at", 0)),
                          "steps": int(m.get("last_step", -1)) + 1,
@@ -558,7 +550,7 @@ def write_report(spec: ExperimentSpec, out: str | Path, *, held_out: tuple[int, 
     if figures_png:
         figure_pngs(figs, rep / "figures", log=log)
     path = spec.path.as_posix() if spec.path else "EXPERIMENT.yaml"
-    runs = _runs_meta(spec, out)
+    runs = _runs_meta(spec, out, summary)
     meta = {"command": f"taorl experiment {path}" + (" --report-only" if report_only else ""),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "config": str(spec.base_config_path()),

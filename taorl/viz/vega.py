@@ -25,6 +25,7 @@ from taorl.viz.figures import curve_points
 from taorl.viz.style import BUCKET_COLORS, PALETTE, label, run_colors
 
 SHADED = "#E69F00"  # the post-tool window the shaping acts on (as in boundary_profile_figure)
+CONFIG = {"view": {"stroke": None}, "axis": {"gridColor": "#eee", "labelFontSize": 11}}  # every panel's look
 
 
 def _num(v) -> float | None:
@@ -39,6 +40,15 @@ def _hover(y: str, tooltip: list[dict]) -> dict:
     cost the overview a quarter of a second of its first paint."""
     return {"mark": {"type": "point", "size": 160, "filled": True, "opacity": 0},
             "encoding": {"y": {"field": y, "type": "quantitative"}, "tooltip": tooltip}}
+
+
+def _label(x: float, text: str, color: str) -> dict:
+    """A text layer at the top of the panel, ending just left of x (the shaded window's right edge,
+    the tool output's rule)."""
+    return {"data": {"values": [{"x": x, "t": text}]},
+            "mark": {"type": "text", "align": "right", "baseline": "top", "dx": -4, "dy": 4, "y": 0, "fontSize": 11,
+                     "color": color},
+            "encoding": {"x": {"field": "x", "type": "quantitative"}, "text": {"field": "t"}}}
 
 
 # --------------------------------------------------------------------------------- curves
@@ -72,9 +82,8 @@ def curves_specs(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str =
                                    "bind": "scales"}],
                        "encoding": {"y": {"field": "smooth", **y}, "color": color}})
         layers.append(_hover("smooth", [{"field": "run", "title": "run"},
-                                               {"field": "x", "type": "quantitative", "title": label(x)},
-                                               {"field": "smooth", "type": "quantitative", "title": label(m),
-                                                "format": ".4g"}]))
+                                        {"field": "x", "type": "quantitative", "title": label(x)},
+                                        {"field": "smooth", "type": "quantitative", "title": label(m), "format": ".4g"}]))
         specs.append({
             "title": {"text": label(m), "anchor": "start", "fontSize": 13, "fontWeight": "normal"},
             "width": "container", "height": height,
@@ -82,7 +91,7 @@ def curves_specs(runs: dict[str, pl.DataFrame], metrics: Sequence[str], x: str =
             "encoding": {"x": {"field": "x", "type": "quantitative", "title": label(x),
                                "scale": {"zero": False, "nice": False}}},
             "layer": layers,
-            "config": {"view": {"stroke": None}, "axis": {"gridColor": "#eee", "labelFontSize": 11}},
+            "config": CONFIG,
         })
     return specs
 
@@ -125,19 +134,12 @@ def boundary_profile_specs(profiles: dict[str, pl.DataFrame],
             layers += [
                 {"data": {"values": [{"x0": -0.5, "x1": x1}]}, "mark": {"type": "rect", "color": SHADED, "opacity": 0.10},
                  "encoding": {"x": {"field": "x0", "type": "quantitative"}, "x2": {"field": "x1"}}},
-                {"data": {"values": [{"x1": x1, "t": text}]},
-                 "mark": {"type": "text", "align": "right", "baseline": "top", "dx": -4, "dy": 4, "y": 0,
-                          "fontSize": 11, "color": "#8a5a00"},
-                 "encoding": {"x": {"field": "x1", "type": "quantitative"}, "text": {"field": "t"}}},
+                _label(x1, text, "#8a5a00"),
             ]
         layers += [
-            {"data": {"values": [{"x": -0.5, "t": "tool output"}]},
-             "mark": {"type": "rule", "color": "#555", "strokeDash": [2, 3]},
+            {"data": {"values": [{"x": -0.5}]}, "mark": {"type": "rule", "color": "#555", "strokeDash": [2, 3]},
              "encoding": {"x": {"field": "x", "type": "quantitative"}}},
-            {"data": {"values": [{"x": -0.5, "t": "tool output"}]},
-             "mark": {"type": "text", "align": "right", "baseline": "top", "dx": -4, "dy": 4, "y": 0, "fontSize": 11,
-                      "color": "#555"},
-             "encoding": {"x": {"field": "x", "type": "quantitative"}, "text": {"field": "t"}}},
+            _label(-0.5, "tool output", "#555"),
             {"mark": {"type": "area", "opacity": 0.18},
              "encoding": {"y": {"field": "lo", **y}, "y2": {"field": "hi"}, "color": color, "detail": {"field": "side"}}},
             {"mark": {"type": "line", "strokeWidth": 2},
@@ -157,6 +159,6 @@ def boundary_profile_specs(profiles: dict[str, pl.DataFrame],
             "encoding": {"x": {"field": "x", "type": "quantitative", "title": "model tokens from the tool return",
                                "scale": {"domain": [xmin - 0.5, xmax + 0.5], "nice": False, "zero": False}}},
             "layer": layers,
-            "config": {"view": {"stroke": None}, "axis": {"gridColor": "#eee", "labelFontSize": 11}},
+            "config": CONFIG,
         })
     return specs
