@@ -2,11 +2,13 @@
 under the run directory's metric names, read back with each tool's own reader; and `taorl train`
 prints one line per step and a closing summary that match the run directory."""
 
+import json
 import os
 import struct
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,20 +21,24 @@ STEPS = [{"reward": 0.25, "tao/groups_kept": 3.0, "tools/success_rate": 0.5},
          {"reward": 1.0, "tao/groups_kept": 4.0, "tools/success_rate": 1.0}]
 
 
-def _log(tmp_path, tracker, monkeypatch):
+def _write(tmp_path: Path, tracker: str) -> Path:
+    """Three steps logged to `tracker` through taorl's Trackers, as `taorl train` logs them."""
     from taorl.train.trackers import Trackers
 
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_MODE", raising=False)
     cfg = load_config(ROOT / "configs" / "tiny.yaml", [f"logging.report_to=[{tracker}]", "logging.offline=true"])
-    run = tmp_path / f"run-{tmp_path.name}"  # unique: trackio appends to a run of the same name
+    run = tmp_path / f"run-{uuid.uuid4().hex[:12]}"  # unique: trackio appends to a run of the same name
     run.mkdir()
     t = Trackers(cfg, run)
     for step, m in enumerate(STEPS):
         t.log(step, m)
     t.close()
     return run
+
+
+def _log(tmp_path, tracker, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    return _write(tmp_path, tracker)
 
 
 def _same(got, expected):
@@ -105,17 +111,32 @@ def test_wandb_offline_history_read_back(tmp_path, monkeypatch):
         _same(got, _expected(name))
 
 
-def test_trackio_local_read_back(tmp_path, monkeypatch):
-    # trackio reads TRACKIO_DIR once, when it is imported: set it first
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
-    pytest.importorskip("trackio")
-    run = _log(tmp_path, "trackio", monkeypatch)
-    from trackio.sqlite_storage import SQLiteStorage
+TRACKIO_CHILD = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from test_trackers import _write
+run = _write(Path(sys.argv[1]), "trackio")
+import trackio.utils
+from trackio.sqlite_storage import SQLiteStorage
+print(json.dumps({"dir": str(trackio.utils.TRACKIO_DIR), "logs": SQLiteStorage.get_logs("taorl", run.name)}))
+"""
 
-    logs = SQLiteStorage.get_logs("taorl", run.name)
+
+def test_trackio_local_read_back(tmp_path):
+    # trackio fixes its database directory (TRACKIO_DIR) when it is first imported, and TRL imports
+    # it, so a test earlier in this process may already have pointed it at the user's home, where a
+    # run of the same name from an earlier session would gain a second copy of each step. A child
+    # process sets TRACKIO_DIR before anything imports trackio, and the run's name is unique.
+    pytest.importorskip("trackio")
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "WANDB_SILENT": "true"}
+    out = subprocess.run([sys.executable, "-c", TRACKIO_CHILD, str(tmp_path), str(Path(__file__).parent)],
+                         capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["dir"] == str(tmp_path / "trackio")  # nothing went to the user's home
     for name in ("reward", "tao/groups_kept", "tools/success_rate"):
-        got = [(r["step"], r[name]) for r in logs if name in r]
-        _same(got, _expected(name))
+        _same([(r["step"], r[name]) for r in got["logs"] if name in r], _expected(name))
 
 
 def test_unknown_or_missing_tracker_is_one_error(tmp_path):
