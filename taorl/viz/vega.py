@@ -106,7 +106,6 @@ def boundary_profile_specs(profiles: dict[str, pl.DataFrame],
     crosses it. The band is clipped at 0 (an entropy is never negative; a t interval over few tokens
     can reach below). profiles: run label -> queries.boundary_profile(...) frame."""
     full = [df for df in profiles.values() if not df.is_empty()]
-    # entropy is never negative: a t interval over few tokens can reach below 0; drawn clipped at 0
     lo = max(0.0, min((float(df["lo"].min()) for df in full), default=0.0))
     hi = max((float(df["hi"].max()) for df in full), default=1.0)
     pad = 0.04 * (hi - lo or 1.0)
